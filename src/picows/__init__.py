@@ -1,0 +1,94 @@
+"""picows: an asyncio WebSocket client and server (RFC 6455) in readable pure Python.
+
+The public API is upstream picows 2.x's: ``ws_connect``, ``ws_create_server``,
+``WSListener``, ``WSTransport``, ``WSFrame`` and friends.  The private modules
+behind it are small and readable beside RFC 6455:
+
+* ``_url``        -- ws:// and wss:// URLs (RFC 6455 3)
+* ``_http``       -- the opening handshake (RFC 6455 4)
+* ``_frames``     -- frame parsing and encoding (RFC 6455 5)
+* ``_mask``       -- masking in pure Python (RFC 6455 5.3)
+* ``_close``      -- the closing handshake (RFC 6455 5.5.1, 7)
+* ``_backend``    -- pure Python or the cffi accelerator, chosen at import
+* ``_protocol``, ``_transport``, ``_listener``, ``_api`` -- the asyncio glue
+
+``BACKEND`` tells which masking implementation is active: ``"cffi"`` or
+``"python"``.  Set ``PICOWS_NO_EXTENSIONS=1`` to force pure Python.
+"""
+
+from __future__ import annotations
+
+from ._api import (
+    WSListenerFactory,
+    WSLoggerLike,
+    WSServerListenerFactory,
+    WSSocketFactory,
+    ws_connect,
+    ws_create_server,
+)
+from ._backend import BACKEND
+from ._close import WSCloseHandshake, WSCloseInfo
+from ._exceptions import (
+    WSError,
+    WSHandshakeError,
+    WSInvalidHeaderError,
+    WSInvalidMessageError,
+    WSInvalidStatusError,
+    WSInvalidUpgradeError,
+    WSInvalidURL,
+    WSProtocolError,
+)
+from ._frames import WSFrame
+from ._http import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
+from ._listener import WSListener
+from ._transport import WSTransport
+from ._types import (
+    PICOWS_DEBUG_LL,
+    WSAutoPingStrategy,
+    WSBuffer,
+    WSCloseCode,
+    WSHeadersLike,
+    WSHost,
+    WSMsgType,
+    WSPort,
+)
+from ._url import WSParsedURL, parse_url
+
+__version__ = "0.1.0"
+__author__ = "picows pure-Python contributors"
+
+__all__ = [
+    "BACKEND",
+    "PICOWS_DEBUG_LL",
+    "WSAutoPingStrategy",
+    "WSBuffer",
+    "WSCloseCode",
+    "WSCloseHandshake",
+    "WSCloseInfo",
+    "WSError",
+    "WSFrame",
+    "WSHandshakeError",
+    "WSHeadersLike",
+    "WSHost",
+    "WSInvalidHeaderError",
+    "WSInvalidMessageError",
+    "WSInvalidStatusError",
+    "WSInvalidURL",
+    "WSInvalidUpgradeError",
+    "WSListener",
+    "WSListenerFactory",
+    "WSLoggerLike",
+    "WSMsgType",
+    "WSParsedURL",
+    "WSPort",
+    "WSProtocolError",
+    "WSServerListenerFactory",
+    "WSSocketFactory",
+    "WSTransport",
+    "WSUpgradeRequest",
+    "WSUpgradeResponse",
+    "WSUpgradeResponseWithListener",
+    "parse_url",
+    "ws_connect",
+    "ws_create_server",
+]

@@ -1,0 +1,242 @@
+"""``ws_connect`` and ``ws_create_server``: the two entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Optional, Union
+from urllib.parse import urljoin
+
+from ._exceptions import WSHandshakeError, WSInvalidStatusError
+from ._http import ClientHandshake, WSUpgradeRequest, WSUpgradeResponse
+from ._listener import WSListener
+from ._protocol import ConnectionOptions, WSProtocol
+from ._transport import WSTransport
+from ._types import WSAutoPingStrategy, WSHeadersLike
+from ._url import WSParsedURL, parse_url
+
+__all__ = [
+    "WSListenerFactory",
+    "WSLoggerLike",
+    "WSServerListenerFactory",
+    "WSSocketFactory",
+    "ws_connect",
+    "ws_create_server",
+]
+
+WSListenerFactory = Union[
+    Callable[[], WSListener], Callable[[WSUpgradeRequest, WSUpgradeResponse], WSListener]
+]
+WSServerListenerFactory = Callable[[WSUpgradeRequest], Any]
+WSLoggerLike = Union[str, logging.Logger, "logging.LoggerAdapter[Any]", None]
+WSSocketFactory = Callable[[WSParsedURL], Any]
+
+# RFC 9110 15.4: the redirects a client may follow by repeating the request.
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# Keywords that picows itself sets on loop.create_connection.
+_RESERVED_CONNECT_KWARGS = ("ssl", "sock", "all_errors")
+
+_DEFAULT_MAX_FRAME_SIZE = 10 * 1024 * 1024
+_DEFAULT_READ_BUFFER_INIT_SIZE = 16 * 1024
+
+
+def _resolve_logger(
+    logger_name: WSLoggerLike, default: str
+) -> Union[logging.Logger, logging.LoggerAdapter[Any]]:
+    if logger_name is None:
+        return logging.getLogger(f"picows.{default}")
+    if isinstance(logger_name, str):
+        return logging.getLogger(f"picows.{logger_name}")
+    if isinstance(logger_name, (logging.Logger, logging.LoggerAdapter)):
+        return logger_name
+    raise TypeError(
+        f"logger_name must be a str, Logger, LoggerAdapter or None, not {type(logger_name).__name__}"
+    )
+
+
+def _check_aiofastnet(use_aiofastnet: Optional[bool]) -> None:
+    if use_aiofastnet:
+        try:
+            import aiofastnet  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "use_aiofastnet=True but the aiofastnet package is not installed: "
+                "pip install aiofastnet"
+            ) from None
+
+
+async def ws_connect(
+    ws_listener_factory: WSListenerFactory,
+    url: str,
+    *,
+    ssl_context: Any = None,
+    disconnect_on_exception: bool = True,
+    websocket_handshake_timeout: Optional[float] = 5,
+    logger_name: WSLoggerLike = None,
+    enable_auto_ping: bool = False,
+    auto_ping_idle_timeout: float = 10,
+    auto_ping_reply_timeout: float = 10,
+    auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
+    enable_auto_pong: bool = True,
+    max_frame_size: int = _DEFAULT_MAX_FRAME_SIZE,
+    extra_headers: Optional[WSHeadersLike] = None,
+    max_redirects: int = 5,
+    proxy: Optional[str] = None,
+    proxy_ssl_context: Any = None,
+    read_buffer_init_size: int = _DEFAULT_READ_BUFFER_INIT_SIZE,
+    socket_factory: Optional[WSSocketFactory] = None,
+    use_aiofastnet: Optional[bool] = None,
+    **kwargs: Any,
+) -> tuple[WSTransport, WSListener]:
+    """Open a WebSocket connection to ``url``; returns ``(transport, listener)``.
+
+    ``kwargs`` are passed to ``loop.create_connection``.  See the API reference for
+    every parameter; the defaults are upstream picows' defaults.
+    """
+    for name in _RESERVED_CONNECT_KWARGS:
+        if name in kwargs:
+            raise TypeError(f"ws_connect sets {name!r} itself; it can't be passed in kwargs")
+    kwargs.pop("zero_copy_unsafe_ssl_write", None)  # obsolete upstream option
+    _check_aiofastnet(use_aiofastnet)
+    if proxy is not None or socket_factory is not None:
+        raise NotImplementedError("proxy and socket_factory are not supported yet")
+    logger = _resolve_logger(logger_name, "client")
+    options = ConnectionOptions(
+        logger=logger,
+        disconnect_on_exception=disconnect_on_exception,
+        websocket_handshake_timeout=websocket_handshake_timeout,
+        enable_auto_ping=enable_auto_ping,
+        auto_ping_idle_timeout=auto_ping_idle_timeout,
+        auto_ping_reply_timeout=auto_ping_reply_timeout,
+        auto_ping_strategy=auto_ping_strategy,
+        enable_auto_pong=enable_auto_pong,
+        max_frame_size=max_frame_size,
+        read_buffer_init_size=read_buffer_init_size,
+    )
+    parsed = parse_url(url)
+    redirects = 0
+    while True:
+        try:
+            return await _connect_once(
+                ws_listener_factory, parsed, options, ssl_context, extra_headers, kwargs
+            )
+        except WSInvalidStatusError as exc:
+            response = exc.response
+            if max_redirects <= 0 or response is None or response.status not in _REDIRECT_STATUSES:
+                raise
+            if redirects >= max_redirects:
+                raise
+            location = response.headers.get("Location")
+            if not location:
+                raise WSHandshakeError(
+                    f"received redirect {int(response.status)} without Location header",
+                    exc.raw_header,
+                    exc.raw_body,
+                    response,
+                ) from exc
+            target = parse_url(urljoin(parsed.url, location))
+            if parsed.is_secure and not target.is_secure:
+                raise WSHandshakeError(
+                    f"cannot follow redirect to non-secure URL {target.url}",
+                    exc.raw_header,
+                    exc.raw_body,
+                    response,
+                ) from exc
+            redirects += 1
+            logger.info(
+                "Following redirect %d/%d (%d): %s -> %s",
+                redirects,
+                max_redirects,
+                int(response.status),
+                parsed.url,
+                target.url,
+            )
+            parsed = target
+
+
+async def _connect_once(
+    ws_listener_factory: WSListenerFactory,
+    url: WSParsedURL,
+    options: ConnectionOptions,
+    ssl_context: Any,
+    extra_headers: Optional[WSHeadersLike],
+    kwargs: dict[str, Any],
+) -> tuple[WSTransport, WSListener]:
+    loop = asyncio.get_running_loop()
+    if url.username is not None or url.password is not None:
+        options.logger.warning(
+            "Credentials in %s are ignored: Basic auth to the server is not supported",
+            url.url,
+        )
+    handshake = ClientHandshake(url, extra_headers)
+    ssl: Any = None
+    if url.is_secure:
+        ssl = ssl_context if ssl_context is not None else True
+
+    def protocol_factory() -> WSProtocol:
+        return WSProtocol(
+            options, client_handshake=handshake, client_listener_factory=ws_listener_factory
+        )
+
+    transport, protocol = await loop.create_connection(
+        protocol_factory, url.host, url.port, ssl=ssl, **kwargs
+    )
+    assert isinstance(protocol, WSProtocol)
+    timeout = options.websocket_handshake_timeout
+    try:
+        waiter: Awaitable[tuple[WSTransport, WSListener]] = protocol.handshake_done
+        if timeout is not None:
+            waiter = asyncio.wait_for(waiter, timeout)
+        return await waiter
+    except asyncio.TimeoutError:
+        transport.abort()
+        raise asyncio.TimeoutError("websocket handshake timeout") from None
+    except BaseException:
+        transport.abort()
+        raise
+
+
+async def ws_create_server(
+    ws_listener_factory: WSServerListenerFactory,
+    host: Union[str, list[str], tuple[str, ...], None] = None,
+    port: Optional[int] = None,
+    *,
+    disconnect_on_exception: bool = True,
+    websocket_handshake_timeout: Optional[float] = 5,
+    logger_name: WSLoggerLike = None,
+    enable_auto_ping: bool = False,
+    auto_ping_idle_timeout: float = 20,
+    auto_ping_reply_timeout: float = 20,
+    auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
+    enable_auto_pong: bool = True,
+    max_frame_size: int = _DEFAULT_MAX_FRAME_SIZE,
+    read_buffer_init_size: int = _DEFAULT_READ_BUFFER_INIT_SIZE,
+    use_aiofastnet: Optional[bool] = None,
+    **kwargs: Any,
+) -> asyncio.Server:
+    """Start a WebSocket server; ``ws_listener_factory`` routes each request.
+
+    The factory returns a ``WSListener`` (101), a ``WSUpgradeResponseWithListener``
+    (a custom response), or None (404); if it raises, the client gets a 500.
+    ``kwargs`` are passed to ``loop.create_server``.
+    """
+    _check_aiofastnet(use_aiofastnet)
+    options = ConnectionOptions(
+        logger=_resolve_logger(logger_name, "server"),
+        disconnect_on_exception=disconnect_on_exception,
+        websocket_handshake_timeout=websocket_handshake_timeout,
+        enable_auto_ping=enable_auto_ping,
+        auto_ping_idle_timeout=auto_ping_idle_timeout,
+        auto_ping_reply_timeout=auto_ping_reply_timeout,
+        auto_ping_strategy=auto_ping_strategy,
+        enable_auto_pong=enable_auto_pong,
+        max_frame_size=max_frame_size,
+        read_buffer_init_size=read_buffer_init_size,
+    )
+
+    def protocol_factory() -> WSProtocol:
+        return WSProtocol(options, server_listener_factory=ws_listener_factory)
+
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(protocol_factory, host or None, port, **kwargs)

@@ -1,0 +1,130 @@
+"""The closing handshake, RFC 6455 sections 5.5.1 and 7: payloads and bookkeeping.
+
+A CLOSE frame's payload is empty, or a 2-byte status code followed by a UTF-8
+reason.  This module builds and checks such payloads and records who closed with
+what (:class:`WSCloseHandshake`), knowing nothing of sockets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from ._exceptions import WSProtocolError
+from ._types import WSCloseCode
+
+# 5.5: a control payload is at most 125 bytes, 2 of which hold the code.
+MAX_CLOSE_REASON = 123
+
+__all__ = [
+    "WSCloseHandshake",
+    "WSCloseInfo",
+    "build_close_payload",
+    "close_frame_for",
+    "is_valid_received_close_code",
+    "parse_close_payload",
+    "truncate_reason",
+]
+
+# 7.4.1/7.4.2 and the IANA registry: codes an endpoint may put on the wire below 3000.
+# 1004 is reserved, and 1005, 1006 and 1015 "MUST NOT be set as a status code in a
+# Close control frame by an endpoint".
+_REGISTERED_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+
+
+def is_valid_received_close_code(code: int) -> bool:
+    """7.4.2: 3000-3999 are registered for libraries, 4000-4999 private use."""
+    return code in _REGISTERED_CLOSE_CODES or 3000 <= code <= 4999
+
+
+@dataclass(frozen=True)
+class WSCloseInfo:
+    """One side of a closing handshake: the code and reason of a CLOSE frame."""
+
+    code: WSCloseCode
+    reason: str
+
+
+@dataclass
+class WSCloseHandshake:
+    """What was sent and received in the closing handshake of one connection."""
+
+    #: The CLOSE received from the peer, if any.
+    recv: Optional[WSCloseInfo] = None
+    #: The CLOSE we sent, if any.
+    sent: Optional[WSCloseInfo] = None
+    #: True when the peer's CLOSE arrived before ours was sent.
+    recv_then_sent: bool = False
+
+
+def parse_close_payload(payload: Union[bytes, bytearray, memoryview]) -> WSCloseInfo:
+    """Decode and check a received CLOSE payload (5.5.1, 7.1.5, 7.1.6).
+
+    An empty payload means "no status code" and gives ``NO_INFO``.  Raises
+    :class:`WSProtocolError` with the close code the connection must fail with.
+    """
+    size = len(payload)
+    if size == 0:
+        return WSCloseInfo(WSCloseCode.NO_INFO, "")
+    if size == 1:
+        raise WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            "Received CLOSE frame with a 1-byte payload: RFC 6455 5.5.1 requires "
+            "an empty payload or a 2-byte status code",
+        )
+    code = (payload[0] << 8) | payload[1]
+    if not is_valid_received_close_code(code):
+        raise WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            f"Received CLOSE frame with invalid close code {code} (RFC 6455 7.4)",
+        )
+    try:
+        reason = str(payload[2:], "utf-8")
+    except UnicodeDecodeError:
+        raise WSProtocolError(
+            WSCloseCode.INVALID_TEXT,
+            "Received CLOSE frame whose reason is not valid UTF-8 (RFC 6455 5.5.1)",
+        ) from None
+    return WSCloseInfo(WSCloseCode(code), reason)
+
+
+def build_close_payload(
+    code: int, message: Union[str, bytes, bytearray, memoryview, None]
+) -> bytes:
+    """The payload of a CLOSE frame we send.
+
+    ``NO_INFO`` (0) is not a real status code: it means "send no code", which per
+    5.5.1 also means no reason can follow, so the payload is empty.
+    """
+    if code == WSCloseCode.NO_INFO:
+        return b""
+    if not 0 <= code <= 0xFFFF:
+        raise ValueError(f"close code {code} does not fit in 2 bytes")
+    if message is None:
+        reason = b""
+    elif isinstance(message, str):
+        reason = message.encode("utf-8")
+    else:
+        reason = bytes(message)
+    return code.to_bytes(2, "big") + reason
+
+
+def close_frame_for(exc: BaseException) -> tuple[WSCloseCode, bytes]:
+    """The CLOSE (code, reason) that reports ``exc`` to the peer: the one place
+    where failures become close codes.
+
+    A :class:`WSProtocolError` (from the parser, or raised by a listener to choose
+    the code) carries its own; any other exception is an INTERNAL_ERROR whose text
+    stays private.
+    """
+    if isinstance(exc, WSProtocolError):
+        return WSCloseCode(exc.code), truncate_reason(str(exc))
+    return WSCloseCode.INTERNAL_ERROR, b""
+
+
+def truncate_reason(reason: str) -> bytes:
+    """``reason`` as UTF-8, cut to fit a CLOSE frame without splitting a character."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= MAX_CLOSE_REASON:
+        return encoded
+    return encoded[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode("utf-8")

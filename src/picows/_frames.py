@@ -1,0 +1,492 @@
+"""Frames, RFC 6455 section 5: the incremental parser and the encoder.
+
+Base framing protocol (5.2)::
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-------+-+-------------+-------------------------------+
+    |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+    |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+    |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+    | |1|2|3|       |K|             |                               |
+    +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+    |     Extended payload length continued, if payload len == 127  |
+    + - - - - - - - - - - - - - - - +-------------------------------+
+    |                               |Masking-key, if MASK set to 1  |
+    +-------------------------------+-------------------------------+
+    | Masking-key (continued)       |          Payload Data         |
+    +-------------------------------- - - - - - - - - - - - - - - - +
+
+:class:`FrameReader` owns one receive buffer.  The I/O layer asks it for free space
+(``get_buffer``), reports how many bytes arrived (``buffer_updated``) and then takes
+frames out (``next_frame``) until none is complete.  A frame is a view into that
+buffer, unmasked in place: no payload is copied on the way in.  Nothing here knows
+about sockets or asyncio.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Optional, Union
+
+from ._backend import apply_mask, apply_mask_inplace
+from ._close import parse_close_payload
+from ._exceptions import WSProtocolError
+from ._types import WSCloseCode, WSMsgType
+
+__all__ = [
+    "MAX_HEADER_SIZE",
+    "FrameReader",
+    "MaskKeySource",
+    "WSFrame",
+    "encode_frame",
+    "encode_frame_header",
+]
+
+# 5.2: bits of the first two header bytes.
+FIN_BIT = 0x80
+RSV1_BIT = 0x40
+RSV2_BIT = 0x20
+RSV3_BIT = 0x10
+RSV_BITS = RSV1_BIT | RSV2_BIT | RSV3_BIT
+OPCODE_BITS = 0x0F
+MASK_BIT = 0x80
+LENGTH_BITS = 0x7F
+
+# 5.2 "Payload length": 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+LENGTH_16 = 126
+LENGTH_64 = 127
+MAX_LENGTH_7 = 125
+MAX_LENGTH_16 = 0xFFFF
+MAX_LENGTH_64 = 0x7FFF_FFFF_FFFF_FFFF  # "the most significant bit MUST be 0"
+
+#: 2 fixed bytes + 8 bytes of 64-bit length + 4 bytes of masking key.
+MAX_HEADER_SIZE = 14
+
+# 5.5: "All control frames MUST have a payload length of 125 bytes or less".
+MAX_CONTROL_PAYLOAD = 125
+
+_UNPACK_16 = struct.Struct("!H").unpack_from
+_UNPACK_64 = struct.Struct("!Q").unpack_from
+_PACK_16 = struct.Struct("!BBH").pack
+_PACK_64 = struct.Struct("!BBQ").pack
+
+# Opcode -> WSMsgType member (None for the reserved opcodes of 5.2), indexed
+# instead of calling WSMsgType(opcode) on every frame.
+_MSG_TYPES: tuple[Optional[WSMsgType], ...] = tuple(
+    WSMsgType(op) if op in (0x0, 0x1, 0x2, 0x8, 0x9, 0xA) else None for op in range(16)
+)
+_CLOSE = WSMsgType.CLOSE
+
+ReadableBuffer = Union[bytes, bytearray, memoryview]
+
+
+class WSFrame:
+    """A received frame: a view into the receive buffer.
+
+    Only valid during ``WSListener.on_ws_frame``: after the callback returns, the
+    buffer is reused for the next data.  Copy the payload with one of the
+    ``get_payload_as_*`` methods if you need it later.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_reader",
+        "_start",
+        "fin",
+        "msg_type",
+        "payload_size",
+        "rsv1",
+        "rsv2",
+        "rsv3",
+        "tail_size",
+    )
+
+    msg_type: WSMsgType
+    #: 1 if this is the last frame of a message (0/1 ints, as upstream).
+    fin: int
+    rsv1: int
+    rsv2: int
+    rsv3: int
+    payload_size: int
+    #: How many bytes are buffered after this frame, complete frames or not.
+    tail_size: int
+
+    def __init__(
+        self,
+        reader: FrameReader,
+        buffer: bytearray,
+        msg_type: WSMsgType,
+        first_byte: int,
+        start: int,
+        payload_size: int,
+        tail_size: int,
+    ) -> None:
+        self._reader = reader
+        self._buffer = buffer
+        self._start = start
+        self.msg_type = msg_type
+        self.fin = first_byte >> 7
+        self.rsv1 = (first_byte >> 6) & 1
+        self.rsv2 = (first_byte >> 5) & 1
+        self.rsv3 = (first_byte >> 4) & 1
+        self.payload_size = payload_size
+        self.tail_size = tail_size
+
+    @property
+    def last_in_buffer(self) -> int:
+        """1 if no further *complete* frame is buffered behind this one."""
+        if self.tail_size == 0:
+            return 1
+        end = self._start + self.payload_size
+        return 0 if self._reader.has_complete_frame_at(end) else 1
+
+    def get_payload_as_memoryview(self) -> memoryview:
+        """A read-only, zero-copy view of the payload in the receive buffer."""
+        start = self._start
+        return memoryview(self._buffer)[start : start + self.payload_size].toreadonly()
+
+    def get_payload_as_bytes(self) -> bytes:
+        start = self._start
+        return memoryview(self._buffer)[start : start + self.payload_size].tobytes()
+
+    def get_payload_as_utf8_text(self) -> str:
+        """Decode the payload as UTF-8; raises UnicodeDecodeError on bad input."""
+        start = self._start
+        return str(memoryview(self._buffer)[start : start + self.payload_size], "utf-8")
+
+    def get_payload_as_ascii_text(self) -> str:
+        """Decode the payload as 7-bit ASCII; raises UnicodeDecodeError on bad input."""
+        start = self._start
+        return str(memoryview(self._buffer)[start : start + self.payload_size], "ascii")
+
+    def _check_close(self, method: str) -> None:
+        if self.msg_type != _CLOSE:
+            raise AssertionError(f"WSFrame.{method} is only valid for CLOSE frames")
+
+    def get_close_code(self) -> WSCloseCode:
+        """The status code of a CLOSE frame, ``NO_INFO`` when it has none."""
+        self._check_close("get_close_code")
+        if self.payload_size < 2:
+            return WSCloseCode.NO_INFO
+        buffer, start = self._buffer, self._start
+        return WSCloseCode((buffer[start] << 8) | buffer[start + 1])
+
+    def get_close_message(self) -> Optional[bytes]:
+        """The reason bytes of a CLOSE frame, or None when there are none."""
+        self._check_close("get_close_message")
+        if self.payload_size <= 2:
+            return None
+        start = self._start
+        return bytes(self._buffer[start + 2 : start + self.payload_size])
+
+    def get_close_reason(self) -> Optional[str]:
+        """The reason of a CLOSE frame as text, or None when there is none."""
+        message = self.get_close_message()
+        return None if message is None else message.decode("utf-8")
+
+    def __str__(self) -> str:
+        return (
+            f"WSFrame({self.msg_type.name}, fin={bool(self.fin)}, rsv1={bool(self.rsv1)}, "
+            f"rsv2={bool(self.rsv2)}, rsv3={bool(self.rsv3)}, "
+            f"last_in_buffer={bool(self.last_in_buffer)}, "
+            f"payload_sz={self.payload_size}, tail_sz={self.tail_size})"
+        )
+
+    __repr__ = __str__
+
+
+class FrameReader:
+    """Incremental frame parser over one growable receive buffer.
+
+    States follow the wire layout: the fixed 2-byte header, the extended length, the
+    masking key, the payload.  Rather than storing the state between calls, the
+    reader re-reads the (at most 14-byte) header of an incomplete frame when more
+    data arrives: that is cheaper in Python than a state variable per field, and it
+    means every way of splitting the input gives the same frames.
+    """
+
+    __slots__ = (
+        "_allow_rsv",
+        "_buffer",
+        "_close_received",
+        "_expect_masked",
+        "_max_frame_size",
+        "_needed",
+        "_start",
+        "_end",
+    )
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        max_frame_size: int = 10 * 1024 * 1024,
+        read_buffer_init_size: int = 16 * 1024,
+        allow_rsv: bool = False,
+    ) -> None:
+        # 5.1: "a client MUST mask all frames that it sends to the server" and "a
+        # server MUST NOT mask any frames that it sends to the client".
+        self._expect_masked = not is_client
+        self._max_frame_size = max_frame_size
+        # 5.2 RSV1-3: "MUST be 0 unless an extension is negotiated".
+        self._allow_rsv = allow_rsv
+        self._buffer = bytearray(max(read_buffer_init_size, 2048))
+        self._start = 0  # first byte not yet parsed
+        self._end = 0  # end of the received bytes
+        self._needed = 0  # total size of the incomplete frame at _start, if known
+        self._close_received = False
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are not yet taken out as frames."""
+        return self._end - self._start
+
+    @property
+    def buffer_capacity(self) -> int:
+        return len(self._buffer)
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Free space at the end of the buffer, for the next read to fill."""
+        buffer, start, end = self._buffer, self._start, self._end
+        if start == end:
+            # Everything was consumed: start over at the front (the common case).
+            self._start = self._end = start = end = 0
+        capacity = len(buffer)
+        free = capacity - end
+        # Grow when the buffer is 90 % full or has 256 bytes or fewer left, or when
+        # the frame being received will not fit.
+        wanted = max(self._needed - (end - start), 257, capacity // 10)
+        if free < wanted:
+            pending = end - start
+            if start > 0 and capacity - pending >= wanted + pending:
+                # Move the partial frame to the front.  Same-size slice assignment:
+                # a bytearray with live views (frames kept by mistake, the view the
+                # event loop still holds) cannot be resized, but can be written to.
+                buffer[:pending] = buffer[start:end]
+            else:
+                new_capacity = capacity * 2
+                while new_capacity - pending < wanted:
+                    new_capacity *= 2
+                new_buffer = bytearray(new_capacity)
+                new_buffer[:pending] = buffer[start:end]
+                self._buffer = buffer = new_buffer
+            self._start, self._end = 0, pending
+            end = pending
+        return memoryview(buffer)[end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were written into the memoryview from :meth:`get_buffer`."""
+        self._end += nbytes
+
+    def feed_data(self, data: ReadableBuffer) -> None:
+        """Copy ``data`` into the buffer (for bytes that arrived some other way)."""
+        size = len(data)
+        while size:
+            view = self.get_buffer(size)
+            chunk = min(size, len(view))
+            view[:chunk] = data[:chunk]
+            self.buffer_updated(chunk)
+            data = data[chunk:]
+            size -= chunk
+
+    def has_complete_frame_at(self, pos: int) -> bool:
+        """Whether a whole frame is buffered at ``pos`` (lengths only, no checks)."""
+        buffer = self._buffer
+        available = self._end - pos
+        if available < 2:
+            return False
+        second = buffer[pos + 1]
+        length = second & LENGTH_BITS
+        header_size = 2
+        if length == LENGTH_16:
+            if available < 4:
+                return False
+            length = _UNPACK_16(buffer, pos + 2)[0]
+            header_size = 4
+        elif length == LENGTH_64:
+            if available < 10:
+                return False
+            length = _UNPACK_64(buffer, pos + 2)[0]
+            header_size = 10
+        if second & MASK_BIT:
+            header_size += 4
+        return available >= header_size + length
+
+    def next_frame(self) -> Optional[WSFrame]:
+        """The next complete frame, or None until more data arrives.
+
+        Raises :class:`WSProtocolError` at the first frame that breaks section 5.
+        Frames before it have already been returned by earlier calls.
+        """
+        buffer = self._buffer
+        start = self._start
+        available = self._end - start
+        if available < 2:
+            return None
+        if self._close_received:
+            # 5.5.1: the peer sends nothing after its CLOSE; whatever it does send
+            # is dropped so that it cannot fill the buffer.
+            self._start = self._end
+            return None
+
+        first = buffer[start]
+        second = buffer[start + 1]
+        opcode = first & OPCODE_BITS
+        msg_type = _MSG_TYPES[opcode]
+        if msg_type is None:
+            raise WSProtocolError(
+                WSCloseCode.PROTOCOL_ERROR,
+                f"Received frame with invalid opcode=0x{opcode:X} (RFC 6455 5.2: "
+                "opcodes 0x3-0x7 and 0xB-0xF are reserved)",
+            )
+        if first & RSV_BITS and (opcode >= 8 or not self._allow_rsv):
+            raise WSProtocolError(
+                WSCloseCode.PROTOCOL_ERROR,
+                f"Received frame with RSV bits 0x{first & RSV_BITS:02X} set and no "
+                "extension negotiated that defines them (RFC 6455 5.2)",
+            )
+
+        length = second & LENGTH_BITS
+        header_size = 2
+        if opcode >= 8:
+            # 5.5: control frames "MUST NOT be fragmented" and carry <= 125 bytes.
+            if not first & FIN_BIT:
+                raise WSProtocolError(
+                    WSCloseCode.PROTOCOL_ERROR,
+                    f"Received fragmented {msg_type.name} control frame (RFC 6455 5.5)",
+                )
+            if length > MAX_CONTROL_PAYLOAD:
+                raise WSProtocolError(
+                    WSCloseCode.PROTOCOL_ERROR,
+                    f"Received {msg_type.name} control frame with payload length over "
+                    "125 (RFC 6455 5.5)",
+                )
+        elif length == LENGTH_16:
+            if available < 4:
+                return None
+            length = _UNPACK_16(buffer, start + 2)[0]
+            header_size = 4
+            if length <= MAX_LENGTH_7:
+                # 5.2: "the minimal number of bytes MUST be used to encode the length"
+                raise WSProtocolError(
+                    WSCloseCode.PROTOCOL_ERROR,
+                    f"Received frame with invalid 16-bit payload len {length} (RFC 6455 "
+                    "5.2: lengths up to 125 use the 7-bit form)",
+                )
+        elif length == LENGTH_64:
+            if available < 10:
+                return None
+            length = _UNPACK_64(buffer, start + 2)[0]
+            header_size = 10
+            if length <= MAX_LENGTH_16 or length > MAX_LENGTH_64:
+                raise WSProtocolError(
+                    WSCloseCode.PROTOCOL_ERROR,
+                    f"Received frame with invalid 64-bit payload length {length} (RFC "
+                    "6455 5.2: minimal encoding, most significant bit 0)",
+                )
+        if length > self._max_frame_size:
+            # Checked on the announced length, before the payload arrives.
+            raise WSProtocolError(
+                WSCloseCode.MESSAGE_TOO_BIG,
+                "Received frame with payload size exceeding max allowed size, "
+                f"{length} > {self._max_frame_size}",
+            )
+
+        if second & MASK_BIT:
+            if not self._expect_masked:
+                raise WSProtocolError(
+                    WSCloseCode.PROTOCOL_ERROR,
+                    "Received masked frame from server (RFC 6455 5.1: a server MUST "
+                    "NOT mask frames)",
+                )
+            header_size += 4
+        elif self._expect_masked:
+            raise WSProtocolError(
+                WSCloseCode.PROTOCOL_ERROR,
+                "Received un-masked frame from client (RFC 6455 5.1: a client MUST "
+                "mask all frames)",
+            )
+
+        frame_end = start + header_size + length
+        if frame_end > self._end:
+            self._needed = header_size + length
+            return None
+        self._needed = 0
+        payload_start = start + header_size
+        if self._expect_masked and length:
+            # 5.3: unmask in place, so the frame is a plain view of the buffer.
+            key = bytes(buffer[payload_start - 4 : payload_start])
+            apply_mask_inplace(buffer, payload_start, frame_end, key)
+        self._start = frame_end
+        if msg_type is _CLOSE:
+            parse_close_payload(memoryview(buffer)[payload_start:frame_end])
+            self._close_received = True
+        return WSFrame(self, buffer, msg_type, first, payload_start, length, self._end - frame_end)
+
+
+class MaskKeySource:
+    """Masking keys from a strong source (RFC 6455 10.3), drawn in batches.
+
+    "The masking key needs to be unpredictable; thus, the masking key MUST be
+    derived from a strong source of entropy".  One ``os.urandom`` call serves 1024
+    frames, which keeps the per-frame cost to a slice.
+    """
+
+    __slots__ = ("_pool", "_pos")
+
+    _BATCH = 4096
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._pos = 0
+
+    def next_key(self) -> bytes:
+        pos = self._pos
+        if pos >= len(self._pool):
+            self._pool = os.urandom(self._BATCH)
+            pos = 0
+        self._pos = pos + 4
+        return self._pool[pos : pos + 4]
+
+
+def encode_frame_header(
+    opcode: int,
+    length: int,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    mask_key: Optional[bytes] = None,
+) -> bytes:
+    """The header of a frame (5.2), with the masking key last when there is one."""
+    first = (FIN_BIT if fin else 0) | (RSV1_BIT if rsv1 else 0) | (RSV2_BIT if rsv2 else 0)
+    first |= (RSV3_BIT if rsv3 else 0) | (opcode & OPCODE_BITS)
+    mask_bit = MASK_BIT if mask_key is not None else 0
+    if length <= MAX_LENGTH_7:
+        header = bytes((first, mask_bit | length))
+    elif length <= MAX_LENGTH_16:
+        header = _PACK_16(first, mask_bit | LENGTH_16, length)
+    elif length <= MAX_LENGTH_64:
+        header = _PACK_64(first, mask_bit | LENGTH_64, length)
+    else:
+        raise ValueError(f"payload of {length} bytes exceeds the 63-bit length limit")
+    return header if mask_key is None else header + mask_key
+
+
+def encode_frame(
+    opcode: int,
+    payload: ReadableBuffer = b"",
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    mask_key: Optional[bytes] = None,
+) -> bytes:
+    """A whole frame: header and payload, masked with ``mask_key`` when given."""
+    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+    header = encode_frame_header(opcode, size, fin, rsv1, rsv2, rsv3, mask_key)
+    if mask_key is not None:
+        return header + apply_mask(payload, mask_key)
+    return header + payload

@@ -1,0 +1,607 @@
+"""``WSProtocol``: the asyncio glue between a socket and the Sans-I/O core.
+
+The contract is the one of the Sans-I/O core: bytes that arrive are fed to the
+handshake parser, then to the frame reader; the frames that come out are handed to
+the listener; what the core wants sent is written to the transport.  Everything
+about *how* frames and handshakes look lives in ``_http`` and ``_frames``.
+
+One connection goes through these states::
+
+    HANDSHAKE --101--> OPEN --connection_lost--> CLOSED
+        \\------(error, timeout, EOF)----------------^
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+from typing import Any, Callable, Optional, Union, cast
+
+from ._backend import BACKEND
+from ._close import WSCloseHandshake, close_frame_for, parse_close_payload
+from ._exceptions import WSHandshakeError, WSProtocolError
+from ._frames import FrameReader, WSFrame
+from ._http import (
+    ClientHandshake,
+    RequestTooLargeError,
+    ServerHandshake,
+    UnsupportedVersionError,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    upgrade_required_response,
+)
+from ._listener import WSListener, overrides
+from ._transport import WSTransport
+from ._types import PICOWS_DEBUG_LL, WSAutoPingStrategy, WSCloseCode, WSMsgType
+
+__all__ = ["ConnectionOptions", "WSProtocol"]
+
+Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
+
+_PING = WSMsgType.PING
+_CLOSE = WSMsgType.CLOSE
+
+# Upstream waits this long between sending a failure CLOSE and dropping the TCP
+# connection, so the CLOSE has a chance to reach the peer before a reset.
+_FAIL_DISCONNECT_DELAY = 0.01
+
+# The handshake is read into a small buffer of its own; frames get the big one.
+_HANDSHAKE_READ_SIZE = 4096
+
+
+class ConnectionOptions:
+    """The per-connection settings shared by ``ws_connect`` and ``ws_create_server``."""
+
+    __slots__ = (
+        "auto_ping_idle_timeout",
+        "auto_ping_reply_timeout",
+        "auto_ping_strategy",
+        "disconnect_on_exception",
+        "enable_auto_ping",
+        "enable_auto_pong",
+        "logger",
+        "max_frame_size",
+        "read_buffer_init_size",
+        "websocket_handshake_timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        logger: Logger,
+        disconnect_on_exception: bool,
+        websocket_handshake_timeout: Optional[float],
+        enable_auto_ping: bool,
+        auto_ping_idle_timeout: float,
+        auto_ping_reply_timeout: float,
+        auto_ping_strategy: WSAutoPingStrategy,
+        enable_auto_pong: bool,
+        max_frame_size: int,
+        read_buffer_init_size: int,
+    ) -> None:
+        if enable_auto_ping and auto_ping_reply_timeout > auto_ping_idle_timeout:
+            raise ValueError(
+                "auto_ping_reply_timeout must not be greater than auto_ping_idle_timeout"
+            )
+        if max_frame_size < 0:
+            raise ValueError("max_frame_size must not be negative")
+        self.logger = logger
+        self.disconnect_on_exception = disconnect_on_exception
+        self.websocket_handshake_timeout = websocket_handshake_timeout
+        self.enable_auto_ping = enable_auto_ping
+        self.auto_ping_idle_timeout = auto_ping_idle_timeout
+        self.auto_ping_reply_timeout = auto_ping_reply_timeout
+        self.auto_ping_strategy = WSAutoPingStrategy(auto_ping_strategy)
+        self.enable_auto_pong = enable_auto_pong
+        self.max_frame_size = max_frame_size
+        self.read_buffer_init_size = read_buffer_init_size
+
+
+def _connection_logger(parent: Logger, transport: asyncio.BaseTransport) -> Logger:
+    """A child logger ``<parent>.<fd>`` that is not registered with ``logging``.
+
+    ``logging.getLogger`` would keep one logger per file descriptor forever; a
+    hand-made child is freed with its connection.
+    """
+    if isinstance(parent, logging.LoggerAdapter):
+        return parent
+    sock = transport.get_extra_info("socket")
+    fd = sock.fileno() if sock is not None else -1
+    child = logging.Logger(f"{parent.name}.{fd}")
+    child.parent = parent
+    return child
+
+
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_QUICKACK"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+    except OSError:
+        pass
+
+
+class WSProtocol(asyncio.BufferedProtocol):
+    """One connection, client or server side."""
+
+    def __init__(
+        self,
+        options: ConnectionOptions,
+        *,
+        client_handshake: Optional[ClientHandshake] = None,
+        client_listener_factory: Optional[Callable[..., Any]] = None,
+        server_listener_factory: Optional[Callable[[WSUpgradeRequest], Any]] = None,
+    ) -> None:
+        self._options = options
+        self._loop = asyncio.get_running_loop()
+        self._is_client = client_handshake is not None
+        self._client_handshake = client_handshake
+        self._client_listener_factory = client_listener_factory
+        self._server_handshake = None if self._is_client else ServerHandshake()
+        self._server_listener_factory = server_listener_factory
+        self._logger: Logger = options.logger
+        self._underlying: Optional[asyncio.Transport] = None
+        self._handshake_buffer = bytearray(_HANDSHAKE_READ_SIZE)
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None
+        #: Resolved with (transport, listener) when the client handshake completes.
+        self.handshake_done: asyncio.Future[tuple[WSTransport, WSListener]] = (
+            self._loop.create_future()
+        )
+        self._reader: Optional[FrameReader] = None
+        self.transport: Optional[WSTransport] = None
+        self.listener: Optional[WSListener] = None
+        self._open = False
+        self._failing = False
+        # Auto-ping and round-trip measurement.
+        self._last_data_time = 0.0
+        self._track_data_time = False
+        self._auto_ping_task: Optional[asyncio.Task[None]] = None
+        self._pong_waiter: Optional[asyncio.Future[None]] = None
+        self._rtt_running = False
+        self._rtt_done: Optional[asyncio.Future[None]] = None
+
+    # -- asyncio.BaseProtocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but quack alike.
+        transport = cast(asyncio.Transport, transport)
+        self._underlying = transport
+        self._logger = _connection_logger(self._options.logger, transport)
+        _set_nodelay(transport)
+        timeout = self._options.websocket_handshake_timeout
+        if self._is_client:
+            assert self._client_handshake is not None
+            transport.write(self._client_handshake.request_bytes())
+        elif timeout is not None:
+            # The server quietly drops a peer that does not finish the upgrade.
+            self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
+        self._logger.log(PICOWS_DEBUG_LL, "connection made: %s", transport.get_extra_info("peername"))
+
+    def _handshake_timed_out(self) -> None:
+        self._logger.info("websocket handshake timeout: disconnecting")
+        assert self._underlying is not None
+        self._underlying.abort()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        reader = self._reader
+        if reader is not None:
+            return reader.get_buffer(sizehint)
+        return memoryview(self._handshake_buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        reader = self._reader
+        if reader is None:
+            self._handshake_data(bytes(self._handshake_buffer[:nbytes]))
+            return
+        reader.buffer_updated(nbytes)
+        if self._track_data_time:
+            # Any received bytes count as activity for PING_WHEN_IDLE.
+            self._last_data_time = self._loop.time()
+        self._process_frames(reader)
+
+    def eof_received(self) -> Optional[bool]:
+        if not self._open and self._is_client and not self.handshake_done.done():
+            assert self._client_handshake is not None
+            try:
+                self._client_handshake.receive_eof()
+            except WSHandshakeError as exc:
+                self.handshake_done.set_exception(exc)
+        return False  # let asyncio close the transport
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        if self._auto_ping_task is not None:
+            self._auto_ping_task.cancel()
+        for waiter in (self._pong_waiter, self._rtt_done):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionResetError("connection lost"))
+                waiter.exception()  # retrieved: nobody may be waiting any more
+        if self._is_client and not self.handshake_done.done():
+            # Never a silent half-success: the caller of ws_connect gets an error.
+            self.handshake_done.set_exception(
+                ConnectionResetError("connection closed before the websocket handshake completed")
+                if exc is None
+                else exc
+            )
+        transport = self.transport
+        if transport is None:
+            return
+        transport.is_disconnected = True
+        self._logger.info("Disconnected")
+        if self._open:
+            self._open = False
+            assert self.listener is not None
+            try:
+                self.listener.on_ws_disconnected(transport)
+            except Exception as callback_exc:
+                self._logger.exception("Unhandled exception in on_ws_disconnected")
+                if transport._failure is None:
+                    transport._failure = callback_exc
+        if not transport._disconnected_future.done():
+            transport._disconnected_future.set_result(None)
+
+    def pause_writing(self) -> None:
+        listener = self.listener
+        if listener is None or not overrides(listener, "pause_writing"):
+            self._logger.warning(
+                "Transport buffer is over the high watermark; override "
+                "WSListener.pause_writing/resume_writing to react to backpressure"
+            )
+            return
+        self._call_listener(listener.pause_writing)
+
+    def resume_writing(self) -> None:
+        listener = self.listener
+        if listener is not None and overrides(listener, "resume_writing"):
+            self._call_listener(listener.resume_writing)
+
+    # -- handshake ----------------------------------------------------------------
+
+    def _handshake_data(self, data: bytes) -> None:
+        if self._is_client:
+            self._client_handshake_data(data)
+        else:
+            self._server_handshake_data(data)
+
+    def _client_handshake_data(self, data: bytes) -> None:
+        handshake = self._client_handshake
+        assert handshake is not None and self._underlying is not None
+        if self.handshake_done.done():
+            return
+        try:
+            response = handshake.receive_data(data)
+        except WSHandshakeError as exc:
+            self.handshake_done.set_exception(exc)
+            self._underlying.close()
+            return
+        if response is None:
+            return
+        try:
+            listener = self._make_client_listener(handshake.request, response)
+        except Exception as exc:
+            self.handshake_done.set_exception(exc)
+            self._underlying.abort()
+            return
+        self._start_websocket(handshake.request, response, listener, handshake.leftover)
+
+    def _make_client_listener(
+        self, request: WSUpgradeRequest, response: WSUpgradeResponse
+    ) -> WSListener:
+        factory = self._client_listener_factory
+        assert factory is not None
+        try:
+            signature = inspect.signature(factory)
+            takes_two = len(signature.parameters) >= 2 or any(
+                p.kind == p.VAR_POSITIONAL for p in signature.parameters.values()
+            )
+        except (TypeError, ValueError):  # builtins and C callables
+            takes_two = False
+        listener = factory(request, response) if takes_two else factory()
+        if not isinstance(listener, WSListener):
+            raise TypeError(
+                f"ws_listener_factory must return a WSListener, got {type(listener).__name__}"
+            )
+        return listener
+
+    def _server_handshake_data(self, data: bytes) -> None:
+        handshake = self._server_handshake
+        underlying = self._underlying
+        assert handshake is not None and underlying is not None
+        try:
+            request = handshake.receive_data(data)
+        except RequestTooLargeError as exc:
+            self._logger.info("Closing connection: %s", exc)
+            underlying.close()
+            return
+        except WSHandshakeError as exc:
+            self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
+            return
+        if request is None:
+            return
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self._route_request(request, handshake)
+
+    def _route_request(self, request: WSUpgradeRequest, handshake: ServerHandshake) -> None:
+        """The factory is a router: its answer decides the HTTP response."""
+        factory = self._server_listener_factory
+        assert factory is not None
+        try:
+            routed = factory(request)
+            if routed is None:
+                self._reject(WSUpgradeResponse.create_error_response(404, b"404 Not Found"))
+                return
+            if isinstance(routed, WSUpgradeResponseWithListener):
+                response, listener = routed.response, routed.listener
+            elif isinstance(routed, WSListener):
+                response, listener = WSUpgradeResponse.create_101_response(), routed
+            else:
+                raise TypeError(
+                    "ws_listener_factory must return a WSListener, a "
+                    f"WSUpgradeResponseWithListener or None, got {type(routed).__name__}"
+                )
+        except Exception as exc:
+            self._logger.exception("ws_listener_factory raised an exception")
+            self._reject(WSUpgradeResponse.create_error_response(500, str(exc).encode()))
+            return
+        if response.status != 101:
+            self._reject(response)
+            return
+        try:
+            key = handshake.validate_upgrade(request)
+        except UnsupportedVersionError:
+            self._reject(upgrade_required_response())
+            return
+        except WSHandshakeError as exc:
+            self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
+            return
+        assert self._underlying is not None and listener is not None
+        self._underlying.write(handshake.build_101_response_bytes(key, response))
+        self._start_websocket(request, response, listener, handshake.leftover)
+
+    def _reject(self, response: WSUpgradeResponse) -> None:
+        """Send a non-101 response and close: no websocket on this connection."""
+        assert self._server_handshake is not None and self._underlying is not None
+        self._logger.info("Upgrade refused with %s", int(response.status))
+        self._underlying.write(self._server_handshake.error_response_bytes(response))
+        self._underlying.close()
+
+    def _start_websocket(
+        self,
+        request: WSUpgradeRequest,
+        response: WSUpgradeResponse,
+        listener: WSListener,
+        leftover: bytes,
+    ) -> None:
+        assert self._underlying is not None
+        options = self._options
+        transport = WSTransport(
+            self,
+            self._underlying,
+            request,
+            response,
+            self._is_client,
+            self._logger,
+            self._loop,
+        )
+        # 5.2: RSV bits are allowed only when an extension was negotiated.
+        negotiated = "Sec-WebSocket-Extensions" in response.headers
+        self._reader = reader = FrameReader(
+            is_client=self._is_client,
+            max_frame_size=options.max_frame_size,
+            read_buffer_init_size=options.read_buffer_init_size,
+            allow_rsv=negotiated,
+        )
+        self.transport = transport
+        self.listener = listener
+        self._open = True
+        self._handshake_buffer = bytearray()
+        sock = self._underlying.get_extra_info("socket")
+        if self._is_client:
+            self._logger.info(
+                "WS connection established: %s -> %s",
+                sock.getsockname() if sock is not None else None,
+                sock.getpeername() if sock is not None else None,
+            )
+        else:
+            self._logger.info(
+                "New connection accepted: %s", sock.getpeername() if sock is not None else None
+            )
+        self._logger.debug("picows backend: %s", BACKEND)
+        if options.enable_auto_ping:
+            self._track_data_time = (
+                options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
+            )
+            self._last_data_time = self._loop.time()
+            self._auto_ping_task = self._loop.create_task(self._auto_ping_loop())
+        if self._is_client:
+            self.handshake_done.set_result((transport, listener))
+        try:
+            listener.on_ws_connected(transport)
+        except Exception as exc:
+            self._listener_failed(exc, "on_ws_connected", always_disconnect=True)
+        if leftover and self._open:
+            reader.feed_data(leftover)
+            self._process_frames(reader)
+
+    # -- frames -------------------------------------------------------------------
+
+    def _process_frames(self, reader: FrameReader) -> None:
+        """Take every complete frame out of the buffer and dispatch it."""
+        transport = self.transport
+        listener = self.listener
+        assert transport is not None and listener is not None
+        auto_pong = self._options.enable_auto_pong
+        on_ws_frame = listener.on_ws_frame
+        while not self._failing:
+            try:
+                frame = reader.next_frame()
+            except WSProtocolError as exc:
+                self._fail(exc)
+                return
+            if frame is None:
+                return
+            msg_type = frame.msg_type
+            if msg_type is _PING and auto_pong:
+                # 5.5.2/5.5.3: answer with a PONG carrying the same payload.
+                transport.send_pong(frame.get_payload_as_bytes())
+                continue
+            if self._pong_waiter is not None and self._is_awaited_pong(listener, frame):
+                continue
+            if msg_type is _CLOSE:
+                self._record_close_received(transport, frame)
+            try:
+                on_ws_frame(transport, frame)
+            except Exception as exc:
+                self._listener_failed(exc, "on_ws_frame")
+
+    def _is_awaited_pong(self, listener: WSListener, frame: WSFrame) -> bool:
+        try:
+            is_pong = listener.is_user_specific_pong(frame)
+        except Exception as exc:
+            self._listener_failed(exc, "is_user_specific_pong", always_disconnect=True)
+            return True
+        if is_pong:
+            self.pong_received()
+        return bool(is_pong)
+
+    def _record_close_received(self, transport: WSTransport, frame: WSFrame) -> None:
+        # Recorded before delivery, so the listener already sees it.
+        info = parse_close_payload(frame.get_payload_as_memoryview())
+        if transport.close_handshake is None:
+            transport.close_handshake = WSCloseHandshake(recv=info)
+        else:
+            transport.close_handshake.recv = info
+
+    def _listener_failed(
+        self, exc: Exception, callback: str, always_disconnect: bool = False
+    ) -> None:
+        if not (
+            always_disconnect
+            or self._options.disconnect_on_exception
+            or isinstance(exc, WSProtocolError)
+        ):
+            self._logger.exception("Unhandled exception in %s", callback)
+            return
+        if self._is_client:
+            # The client re-raises it from wait_disconnected: no traceback here.
+            self._logger.info("Exception in %s, disconnecting: %r", callback, exc)
+        else:
+            self._logger.exception("Unhandled exception in %s, disconnecting", callback)
+        self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """Fail the connection (7.1.7): CLOSE with the code for ``exc``, then drop TCP."""
+        transport = self.transport
+        assert transport is not None
+        if isinstance(exc, WSProtocolError):
+            self._logger.info("Protocol error, disconnecting: %s", exc)
+        self._failing = True
+        if transport._failure is None:
+            transport._failure = exc
+        code, reason = close_frame_for(exc)
+        transport.send_close(code, reason)
+        self._loop.call_later(_FAIL_DISCONNECT_DELAY, self._close_transport)
+
+    def _close_transport(self) -> None:
+        if self._underlying is not None:
+            self._underlying.close()
+
+    def _call_listener(self, method: Callable[[], None]) -> None:
+        try:
+            method()
+        except Exception:
+            self._logger.exception("Unhandled exception in %s", method.__name__)
+
+    # -- ping / pong --------------------------------------------------------------
+
+    def pong_received(self) -> None:
+        waiter = self._pong_waiter
+        if waiter is not None:
+            self._pong_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _send_probe(self) -> asyncio.Future[None]:
+        """Send the user-specific ping; the future resolves with its pong."""
+        assert self.listener is not None and self.transport is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._pong_waiter = waiter
+        self.listener.send_user_specific_ping(self.transport)
+        return waiter
+
+    async def _auto_ping_loop(self) -> None:
+        options = self._options
+        idle_timeout = options.auto_ping_idle_timeout
+        reply_timeout = options.auto_ping_reply_timeout
+        when_idle = options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
+        loop = self._loop
+        try:
+            while self._open:
+                if when_idle:
+                    delay = self._last_data_time + idle_timeout - loop.time()
+                    while delay > 0:
+                        await asyncio.sleep(delay)
+                        delay = self._last_data_time + idle_timeout - loop.time()
+                else:
+                    await asyncio.sleep(idle_timeout)
+                while self._rtt_running and self._rtt_done is not None:
+                    await asyncio.shield(self._rtt_done)
+                if not self._open or self._failing:
+                    return
+                try:
+                    waiter = self._send_probe()
+                except Exception as exc:
+                    self._listener_failed(exc, "send_user_specific_ping", always_disconnect=True)
+                    return
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), reply_timeout)
+                except asyncio.TimeoutError:
+                    self._no_pong(reply_timeout)
+                    return
+        except (asyncio.CancelledError, ConnectionResetError):
+            pass
+
+    def _no_pong(self, reply_timeout: float) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._logger.info("Disconnecting: no PONG within %s second(s)", reply_timeout)
+        transport.send_close(
+            WSCloseCode.GOING_AWAY,
+            f"peer has not replied to ping/heartbeat request within {reply_timeout:g} second(s)",
+        )
+        self._failing = True
+        self._loop.call_later(_FAIL_DISCONNECT_DELAY, self._abort_hard)
+
+    def _abort_hard(self) -> None:
+        if self._underlying is not None:
+            self._underlying.abort()
+
+    async def measure_roundtrip_time(self, rounds: int) -> list[float]:
+        if self.transport is None or self.transport.is_disconnected:
+            raise ConnectionResetError("the connection is closed")
+        # An auto-ping in flight gets its pong first.
+        while self._pong_waiter is not None:
+            await asyncio.shield(self._pong_waiter)
+        self._rtt_running = True
+        self._rtt_done = self._loop.create_future()
+        results: list[float] = []
+        try:
+            for _ in range(rounds):
+                started = self._loop.time()
+                await self._send_probe()
+                results.append(self._loop.time() - started)
+        finally:
+            self._rtt_running = False
+            if not self._rtt_done.done():
+                self._rtt_done.set_result(None)
+        return results
+

@@ -1,0 +1,313 @@
+"""``WSTransport``: the user's handle on one connection, and the send path.
+
+Every send method encodes a frame with the Sans-I/O encoder (``_frames``) and hands
+the bytes to the asyncio transport, which never blocks: what the socket cannot
+take now is queued by asyncio and written later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from ._backend import apply_mask_inplace
+from ._close import WSCloseHandshake, WSCloseInfo, build_close_payload
+from ._frames import (
+    MAX_HEADER_SIZE,
+    MaskKeySource,
+    encode_frame_header,
+)
+from ._http import WSUpgradeRequest, WSUpgradeResponse
+from ._types import PICOWS_DEBUG_LL, WSCloseCode, WSMsgType
+
+if TYPE_CHECKING:
+    from ._protocol import WSProtocol
+
+__all__ = ["WSTransport"]
+
+Message = Union[str, bytes, bytearray, memoryview, None]
+
+# Payloads at least this big are written as header + payload without joining them,
+# when the payload is immutable (bytes) and needs no mask.
+_JOIN_LIMIT = 8192
+
+_CLOSE = WSMsgType.CLOSE
+
+
+def _as_payload(message: Any) -> Union[bytes, bytearray, memoryview]:
+    """The bytes to send for ``message`` (5.6: TEXT payloads are UTF-8)."""
+    if message is None:
+        return b""
+    if isinstance(message, (bytes, bytearray)):
+        return message
+    if isinstance(message, str):
+        return message.encode("utf-8")
+    try:
+        view = memoryview(message)
+    except TypeError:
+        raise TypeError(
+            f"message must be bytes, bytearray, memoryview, str or None, "
+            f"not {type(message).__name__}"
+        ) from None
+    return view if view.c_contiguous and view.format == "B" else view.tobytes()
+
+
+class WSTransport:
+    """One WebSocket connection, as seen by the user.
+
+    Sends never block and become no-ops once a CLOSE was sent or the connection
+    is gone.  Every public method must be called from the thread that owns the
+    connection's event loop.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_disconnected_future",
+        "_failure",
+        "_logger",
+        "_loop",
+        "_mask_keys",
+        "_protocol",
+        "_thread_id",
+        "_write",
+        "close_handshake",
+        "is_client_side",
+        "is_close_frame_sent",
+        "is_disconnected",
+        "is_secure",
+        "request",
+        "response",
+        "underlying_transport",
+    )
+
+    underlying_transport: asyncio.Transport
+    request: WSUpgradeRequest
+    response: WSUpgradeResponse
+    close_handshake: Optional[WSCloseHandshake]
+    is_client_side: bool
+    is_secure: bool
+    is_close_frame_sent: bool
+    is_disconnected: bool
+
+    def __init__(
+        self,
+        protocol: WSProtocol,
+        underlying_transport: asyncio.Transport,
+        request: WSUpgradeRequest,
+        response: WSUpgradeResponse,
+        is_client_side: bool,
+        logger: Union[logging.Logger, logging.LoggerAdapter[Any]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._protocol = protocol
+        self.underlying_transport = underlying_transport
+        self._write = underlying_transport.write
+        self.request = request
+        self.response = response
+        self.is_client_side = is_client_side
+        self.is_secure = underlying_transport.get_extra_info("ssl_object") is not None
+        self.is_close_frame_sent = False
+        self.is_disconnected = False
+        self.close_handshake = None
+        self._logger = logger
+        self._loop = loop
+        self._thread_id = threading.get_ident()
+        # 5.3: only the client masks, with a fresh unpredictable key per frame.
+        self._mask_keys = MaskKeySource() if is_client_side else None
+        self._disconnected_future: asyncio.Future[None] = loop.create_future()
+        # The first local failure that caused the disconnect (client re-raises it).
+        self._failure: Optional[BaseException] = None
+
+    # -- thread ownership ---------------------------------------------------------
+
+    def _check_thread(self, method: str) -> None:
+        if threading.get_ident() != self._thread_id:
+            raise RuntimeError(
+                f"WSTransport.{method} called from a wrong thread: the transport belongs "
+                f"to thread {self._thread_id}, called from {threading.get_ident()}"
+            )
+
+    # -- sending ------------------------------------------------------------------
+
+    def _can_send(self, what: str) -> bool:
+        if self.is_close_frame_sent or self.is_disconnected:
+            if self._logger.isEnabledFor(PICOWS_DEBUG_LL):
+                self._logger.log(
+                    PICOWS_DEBUG_LL, "%s ignored: CLOSE already sent or disconnected", what
+                )
+            return False
+        return True
+
+    def _send_frame(
+        self,
+        opcode: int,
+        payload: Union[bytes, bytearray, memoryview],
+        first_byte_flags: tuple[bool, bool, bool, bool],
+    ) -> None:
+        fin, rsv1, rsv2, rsv3 = first_byte_flags
+        size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
+        mask_keys = self._mask_keys
+        if mask_keys is not None:
+            # One buffer holds header and payload; the payload is masked in place
+            # there, so the user's message is copied exactly once.
+            key = mask_keys.next_key()
+            header = encode_frame_header(opcode, size, fin, rsv1, rsv2, rsv3, key)
+            header_size = len(header)
+            frame = bytearray(header_size + size)
+            frame[:header_size] = header
+            frame[header_size:] = payload
+            apply_mask_inplace(frame, header_size, header_size + size, key)
+            self._write(frame)
+            return
+        header = encode_frame_header(opcode, size, fin, rsv1, rsv2, rsv3)
+        if size >= _JOIN_LIMIT and isinstance(payload, bytes):
+            # Immutable payload: asyncio may keep a reference instead of a copy.
+            self.underlying_transport.writelines((header, payload))
+        else:
+            self._write(header + payload)
+
+    def send(
+        self,
+        msg_type: int,
+        message: Message,
+        fin: bool = True,
+        rsv1: bool = False,
+        rsv2: bool = False,
+        rsv3: bool = False,
+    ) -> None:
+        """Send one frame with ``message`` as payload (str is sent as UTF-8)."""
+        self._check_thread("send")
+        if msg_type == _CLOSE:
+            raise ValueError(
+                "WSTransport.send cannot send CLOSE frames: use send_close(), which also "
+                "keeps the closing handshake state"
+            )
+        if not self._can_send("send"):
+            return
+        self._send_frame(msg_type, _as_payload(message), (fin, rsv1, rsv2, rsv3))
+
+    def send_reuse_external_bytearray(
+        self,
+        msg_type: int,
+        buffer: bytearray,
+        msg_offset: int,
+        fin: bool = True,
+        rsv1: bool = False,
+        rsv2: bool = False,
+        rsv3: bool = False,
+    ) -> None:
+        """Send ``buffer[msg_offset:]`` without copying it.
+
+        The frame header is written into ``buffer`` just before ``msg_offset``,
+        which must therefore be at least 14; on the client the payload is masked in
+        place.  The buffer must not be modified until it has been written out.
+        """
+        self._check_thread("send_reuse_external_bytearray")
+        if buffer is None:
+            raise ValueError("buffer must be a bytearray, not None")
+        if not isinstance(buffer, bytearray):
+            raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
+        if msg_type == _CLOSE:
+            raise ValueError("send_reuse_external_bytearray cannot send CLOSE: use send_close()")
+        if msg_offset < MAX_HEADER_SIZE:
+            raise ValueError(
+                f"msg_offset must be at least {MAX_HEADER_SIZE} to leave room for the "
+                f"frame header, got {msg_offset}"
+            )
+        if msg_offset > len(buffer):
+            raise ValueError(f"msg_offset {msg_offset} is beyond the buffer ({len(buffer)})")
+        if not self._can_send("send_reuse_external_bytearray"):
+            return
+        size = len(buffer) - msg_offset
+        key = self._mask_keys.next_key() if self._mask_keys is not None else None
+        header = encode_frame_header(msg_type, size, fin, rsv1, rsv2, rsv3, key)
+        frame_start = msg_offset - len(header)
+        buffer[frame_start:msg_offset] = header
+        if key is not None:
+            apply_mask_inplace(buffer, msg_offset, len(buffer), key)
+        self._write(memoryview(buffer)[frame_start:])
+
+    def send_ping(self, message: Message = None) -> None:
+        """Send a PING control frame (5.5.2)."""
+        self._check_thread("send_ping")
+        if self._can_send("send_ping"):
+            self._send_frame(WSMsgType.PING, _as_payload(message), (True, False, False, False))
+
+    def send_pong(self, message: Message = None) -> None:
+        """Send a PONG control frame (5.5.3)."""
+        self._check_thread("send_pong")
+        if self._can_send("send_pong"):
+            self._send_frame(WSMsgType.PONG, _as_payload(message), (True, False, False, False))
+
+    def send_close(
+        self,
+        close_code: int = WSCloseCode.NO_INFO,
+        close_message: Message = None,
+    ) -> None:
+        """Send a CLOSE frame (5.5.1); does not disconnect.
+
+        With the default ``NO_INFO`` the frame has an empty payload (no status
+        code on the wire).  After this call every send method is a no-op.
+        """
+        self._check_thread("send_close")
+        if not self._can_send("send_close"):
+            return
+        payload = build_close_payload(close_code, close_message)
+        self._send_frame(WSMsgType.CLOSE, payload, (True, False, False, False))
+        self.is_close_frame_sent = True
+        reason = str(payload[2:], "utf-8", "replace")
+        sent = WSCloseInfo(WSCloseCode(close_code), reason)
+        if self.close_handshake is None:
+            self.close_handshake = WSCloseHandshake(sent=sent)
+        else:
+            self.close_handshake.sent = sent
+            self.close_handshake.recv_then_sent = self.close_handshake.recv is not None
+
+    # -- connection ---------------------------------------------------------------
+
+    def disconnect(self, graceful: bool = True) -> None:
+        """Close the connection; ``graceful`` first flushes what is queued.
+
+        Safe to call repeatedly.  Does not send CLOSE: call ``send_close`` first
+        for a clean closing handshake.
+        """
+        self._check_thread("disconnect")
+        if self.is_disconnected:
+            return
+        if graceful:
+            self.underlying_transport.close()
+        else:
+            self.underlying_transport.abort()
+
+    async def wait_disconnected(self) -> None:
+        """Wait until the connection is closed and ``on_ws_disconnected`` ran.
+
+        On the client, re-raises the local failure that caused the disconnect: an
+        exception from a listener callback, or the protocol error picows detected.
+        A peer that closes, cleanly or not, does not make this raise.
+        """
+        self._check_thread("wait_disconnected")
+        await asyncio.shield(self._disconnected_future)
+        if self.is_client_side and self._failure is not None:
+            raise self._failure
+
+    async def measure_roundtrip_time(self, rounds: int) -> list[float]:
+        """Ping ``rounds`` times, one after another; the round-trip times in seconds."""
+        self._check_thread("measure_roundtrip_time")
+        return await self._protocol.measure_roundtrip_time(rounds)
+
+    def notify_user_specific_pong_received(self) -> None:
+        """Tell the auto-ping / round-trip logic that the awaited pong arrived.
+
+        For listeners that recognise pongs in ``on_ws_frame``.  Does nothing when
+        no pong is awaited.
+        """
+        self._check_thread("notify_user_specific_pong_received")
+        self._protocol.pong_received()
+
+    def __repr__(self) -> str:
+        side = "client" if self.is_client_side else "server"
+        state = "disconnected" if self.is_disconnected else "connected"
+        return f"<WSTransport {side} {state} close_frame_sent={self.is_close_frame_sent}>"
