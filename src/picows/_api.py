@@ -51,7 +51,8 @@ def _resolve_logger(
     if isinstance(logger_name, (logging.Logger, logging.LoggerAdapter)):
         return logger_name
     raise TypeError(
-        f"logger_name must be a str, Logger, LoggerAdapter or None, not {type(logger_name).__name__}"
+        "logger_name must be a str, Logger, LoggerAdapter or None, "
+        f"not {type(logger_name).__name__}"
     )
 
 

@@ -211,11 +211,11 @@ class FrameReader:
         "_allow_rsv",
         "_buffer",
         "_close_received",
+        "_end",
         "_expect_masked",
         "_max_frame_size",
         "_needed",
         "_start",
-        "_end",
     )
 
     def __init__(

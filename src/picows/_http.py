@@ -587,8 +587,10 @@ class ClientHandshake:
             # Keep the body (up to its Content-Length), so that redirects can be followed
             # and the error reported with what the server said.
             self._reason = reason.decode("ascii", "backslashreplace")
-            self._body_wanted = self._error_body_length(headers)
-            self._body = bytearray(rest[: self._body_wanted])
+            wanted = self._error_body_length(headers)
+            # Without a usable Content-Length, the body is what came with the header block.
+            self._body = bytearray(rest[: _MAX_ERROR_BODY if wanted is None else wanted])
+            self._body_wanted = len(self._body) if wanted is None else wanted
             self._state = _READ_ERROR_BODY
             self._receive_error_body(b"")
             return None
@@ -603,14 +605,14 @@ class ClientHandshake:
             raise self._status_error()
 
     @staticmethod
-    def _error_body_length(headers: CIMultiDict[str]) -> int:
-        """How much body to wait for: Content-Length, capped at 1 MiB; 0 if unknown."""
+    def _error_body_length(headers: CIMultiDict[str]) -> Optional[int]:
+        """How much body to wait for: Content-Length, capped at 1 MiB; None if unknown."""
         lengths = headers.getall("Content-Length", [])
         if "Transfer-Encoding" in headers or len(lengths) != 1:
-            return 0
+            return None
         digits = lengths[0]
         if not digits.isascii() or not digits.isdigit():
-            return 0
+            return None
         digits = digits.lstrip("0") or "0"
         # int() of a huge digit string is slow (and refused on 3.11+): compare lengths first.
         return _MAX_ERROR_BODY if len(digits) > 7 else min(int(digits), _MAX_ERROR_BODY)

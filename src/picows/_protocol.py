@@ -181,7 +181,8 @@ class WSProtocol(asyncio.BufferedProtocol):
         elif timeout is not None:
             # The server quietly drops a peer that does not finish the upgrade.
             self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
-        self._logger.log(PICOWS_DEBUG_LL, "connection made: %s", transport.get_extra_info("peername"))
+        peer = transport.get_extra_info("peername")
+        self._logger.log(PICOWS_DEBUG_LL, "connection made: %s", peer)
 
     def _handshake_timed_out(self) -> None:
         self._logger.info("websocket handshake timeout: disconnecting")

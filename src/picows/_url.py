@@ -138,7 +138,8 @@ def parse_url(url: str, is_proxy: bool = False) -> WSParsedURL:
     else:
         authority, path = "", rest
 
-    # RFC 3986 section 3.2.1: userinfo "@" host; the userinfo holds no "@".
+    # RFC 3986 section 3.2.1: userinfo "@" host; the host holds no "@", so split
+    # at the last one (a raw "@" in a password stays in the userinfo).
     userinfo: Optional[str]
     userinfo, at_sign, hostport = authority.rpartition("@")
     if not at_sign:
