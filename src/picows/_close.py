@@ -118,13 +118,16 @@ def close_frame_for(exc: BaseException) -> tuple[WSCloseCode, bytes]:
     stays private.
     """
     if isinstance(exc, WSProtocolError):
-        return WSCloseCode(exc.code), truncate_reason(str(exc))
+        code = exc.code
+        if isinstance(code, int) and 0 <= code <= 0xFFFF:
+            return WSCloseCode(code), truncate_reason(str(exc))
     return WSCloseCode.INTERNAL_ERROR, b""
 
 
 def truncate_reason(reason: str) -> bytes:
     """``reason`` as UTF-8, cut to fit a CLOSE frame without splitting a character."""
-    encoded = reason.encode("utf-8")
+    # "replace": an exception message may hold lone surrogates, which have no UTF-8.
+    encoded = reason.encode("utf-8", "replace")
     if len(encoded) <= MAX_CLOSE_REASON:
         return encoded
     return encoded[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode("utf-8")

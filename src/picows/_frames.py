@@ -320,15 +320,15 @@ class FrameReader:
         Raises :class:`WSProtocolError` at the first frame that breaks section 5.
         Frames before it have already been returned by earlier calls.
         """
-        buffer = self._buffer
-        start = self._start
-        available = self._end - start
-        if available < 2:
-            return None
         if self._close_received:
             # 5.5.1: the peer sends nothing after its CLOSE; whatever it does send
             # is dropped so that it cannot fill the buffer.
             self._start = self._end
+            return None
+        buffer = self._buffer
+        start = self._start
+        available = self._end - start
+        if available < 2:
             return None
 
         first = buffer[start]
@@ -386,7 +386,7 @@ class FrameReader:
                     f"Received frame with invalid 64-bit payload length {length} (RFC "
                     "6455 5.2: minimal encoding, most significant bit 0)",
                 )
-        if length > self._max_frame_size:
+        if length > self._max_frame_size and opcode < 8:
             # Checked on the announced length, before the payload arrives.
             raise WSProtocolError(
                 WSCloseCode.MESSAGE_TOO_BIG,

@@ -17,6 +17,7 @@ import asyncio
 import inspect
 import logging
 import socket
+import time
 from typing import Any, Callable, Optional, Union, cast
 
 from ._backend import BACKEND
@@ -597,9 +598,11 @@ class WSProtocol(asyncio.BufferedProtocol):
         results: list[float] = []
         try:
             for _ in range(rounds):
-                started = self._loop.time()
+                # Not loop.time(): uvloop's clock has millisecond resolution and is
+                # cached per iteration, so loopback RTTs would come out as 0.0.
+                started = time.perf_counter()
                 await self._send_probe()
-                results.append(self._loop.time() - started)
+                results.append(time.perf_counter() - started)
         finally:
             self._rtt_running = False
             if not self._rtt_done.done():

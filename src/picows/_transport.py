@@ -132,7 +132,13 @@ class WSTransport:
     # -- sending ------------------------------------------------------------------
 
     def _can_send(self, what: str) -> bool:
-        if self.is_close_frame_sent or self.is_disconnected:
+        # is_closing(): after disconnect() asyncio still flushes what it holds, and
+        # would append anything written meanwhile; that must not reach the peer.
+        if (
+            self.is_close_frame_sent
+            or self.is_disconnected
+            or self.underlying_transport.is_closing()
+        ):
             if self._logger.isEnabledFor(PICOWS_DEBUG_LL):
                 self._logger.log(
                     PICOWS_DEBUG_LL, "%s ignored: CLOSE already sent or disconnected", what
