@@ -136,3 +136,120 @@ async def wss_echo_server(server_ssl_context: ssl.SSLContext) -> AsyncIterator[s
     finally:
         server.close()
         await server.wait_closed()
+
+
+# ---------------------------------------------------------------------------
+# Helpers for client/server tests over real sockets (test_client.py, test_server.py).
+
+import contextlib as _contextlib  # noqa: E402
+
+
+class NetMode:
+    """Plain TCP or TLS: the ws_create_server kwargs, ws_connect kwargs and URL scheme."""
+
+    def __init__(
+        self,
+        secure: bool,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        self.secure = secure
+        self.scheme = "wss" if secure else "ws"
+        self.server_kwargs: dict[str, Any] = {"ssl": server_ssl} if secure else {}
+        self.client_kwargs: dict[str, Any] = {"ssl_context": client_ssl} if secure else {}
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
+
+    def __repr__(self) -> str:
+        return f"NetMode({self.scheme})"
+
+
+@pytest.fixture(params=["tcp", "tls"])
+def net_mode(
+    request: pytest.FixtureRequest,
+    server_ssl_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> NetMode:
+    """Parametrises a test over plain TCP (ws://) and TLS (wss://)."""
+    if request.param == "tcp":
+        return NetMode(False)
+    return NetMode(True, server_ssl_context, client_ssl_context)
+
+
+async def close_server(server: asyncio.AbstractServer) -> None:
+    """Stop listening and wait (bounded) for the server to finish closing."""
+    server.close()
+    close_clients = getattr(server, "close_clients", None)
+    if close_clients is not None:  # Python 3.13+: wait_closed waits for clients
+        close_clients()
+    with _contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(server.wait_closed(), 2)
+
+
+def server_port(server: asyncio.AbstractServer) -> int:
+    """The port of the server's IPv4 socket (a wildcard bind may add an IPv6 one)."""
+    import socket
+
+    sockets = list(server.sockets)  # type: ignore[attr-defined]
+    for sock in sockets:
+        if sock.family == socket.AF_INET:
+            return int(sock.getsockname()[1])
+    return int(sockets[0].getsockname()[1])
+
+
+@_contextlib.asynccontextmanager
+async def serve_picows(
+    factory: Any, mode: NetMode | None = None, host: Any = "127.0.0.1", **kwargs: Any
+) -> AsyncIterator[tuple[asyncio.AbstractServer, str]]:
+    """A picows server on a free port; yields ``(server, "ws[s]://127.0.0.1:<port>")``."""
+    if mode is not None:
+        kwargs = {**mode.server_kwargs, **kwargs}
+    scheme = "wss" if kwargs.get("ssl") is not None else "ws"
+    server = await picows.ws_create_server(factory, host, 0, **kwargs)
+    try:
+        yield server, f"{scheme}://127.0.0.1:{server_port(server)}"
+    finally:
+        await close_server(server)
+
+
+async def read_to_eof(reader: asyncio.StreamReader, timeout: float = 3) -> bytes:
+    """Everything the peer sends until it closes (a reset counts as the end)."""
+
+    async def read_all() -> bytes:
+        data = bytearray()
+        while True:
+            try:
+                chunk = await reader.read(65536)
+            except ConnectionResetError:
+                return bytes(data)
+            if not chunk:
+                return bytes(data)
+            data += chunk
+
+    return await asyncio.wait_for(read_all(), timeout)
+
+
+class RawHTTPResponse:
+    """A parsed HTTP/1.1 response: ``status``, ``headers`` (CIMultiDict), ``body``."""
+
+    def __init__(self, data: bytes) -> None:
+        from multidict import CIMultiDict
+
+        head, sep, self.body = data.partition(b"\r\n\r\n")
+        assert sep, f"no complete header block in {data[:200]!r}"
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        self.status_line = status_line
+        self.status = int(status_line.split(" ")[1])
+        self.headers: CIMultiDict[str] = CIMultiDict()
+        for line in lines:
+            name, _, value = line.partition(":")
+            self.headers.add(name, value.strip())
+
+
+def ws_accept(key: str) -> str:
+    """The Sec-WebSocket-Accept value for ``key`` (RFC 6455 4.2.2), computed independently."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    return base64.b64encode(digest).decode()
