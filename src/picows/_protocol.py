@@ -406,18 +406,7 @@ class WSProtocol(asyncio.BufferedProtocol):
         self.listener = listener
         self._open = True
         self._handshake_buffer = bytearray()
-        sock = self._underlying.get_extra_info("socket")
-        if self._is_client:
-            self._logger.info(
-                "WS connection established: %s -> %s",
-                sock.getsockname() if sock is not None else None,
-                sock.getpeername() if sock is not None else None,
-            )
-        else:
-            self._logger.info(
-                "New connection accepted: %s", sock.getpeername() if sock is not None else None
-            )
-        self._logger.debug("picows backend: %s", BACKEND)
+        self._log_established()
         if options.enable_auto_ping:
             self._track_data_time = (
                 options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
@@ -433,6 +422,37 @@ class WSProtocol(asyncio.BufferedProtocol):
         if leftover and self._open:
             reader.feed_data(leftover)
             self._process_frames(reader)
+
+    def _log_established(self) -> None:
+        assert self._underlying is not None
+        sock = self._underlying.get_extra_info("socket")
+        if sock is None:
+            self._logger.info("WS connection established (backend=%s)", BACKEND)
+            return
+
+        def option(level: int, name: str) -> Any:
+            try:
+                return sock.getsockopt(level, getattr(socket, name))
+            except (AttributeError, OSError):
+                return None
+
+        details = (
+            f"recvbuf={option(socket.SOL_SOCKET, 'SO_RCVBUF')}, "
+            f"sendbuf={option(socket.SOL_SOCKET, 'SO_SNDBUF')}, "
+            f"quickack={option(socket.IPPROTO_TCP, 'TCP_QUICKACK')}, "
+            f"nodelay={option(socket.IPPROTO_TCP, 'TCP_NODELAY')}, mask_impl={BACKEND}"
+        )
+        if self._is_client:
+            self._logger.info(
+                "WS connection established: %s -> %s, %s",
+                self._underlying.get_extra_info("sockname"),
+                self._underlying.get_extra_info("peername"),
+                details,
+            )
+        else:
+            peer = self._underlying.get_extra_info("peername")
+            self._logger.info("New connection accepted: %s, %s", peer, details)
+        self._logger.debug("picows backend: %s", BACKEND)
 
     # -- frames -------------------------------------------------------------------
 
