@@ -10,6 +10,8 @@ behind it are small and readable beside RFC 6455:
 * ``_mask``       -- masking in pure Python (RFC 6455 5.3)
 * ``_close``      -- the closing handshake (RFC 6455 5.5.1, 7)
 * ``_backend``    -- pure Python or the cffi accelerator, chosen at import
+* ``_proxy``      -- HTTP CONNECT through a proxy (RFC 9110 9.3.6)
+* ``_connect``    -- opening the connection: direct, socket_factory, proxies, aiofastnet
 * ``_protocol``, ``_transport``, ``_listener``, ``_api`` -- the asyncio glue
 
 ``BACKEND`` tells which masking implementation is active: ``"cffi"`` or
@@ -37,6 +39,7 @@ from ._exceptions import (
     WSInvalidUpgradeError,
     WSInvalidURL,
     WSProtocolError,
+    WSProxyError,
 )
 from ._frames import WSFrame
 from ._http import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
@@ -82,6 +85,7 @@ __all__ = [
     "WSParsedURL",
     "WSPort",
     "WSProtocolError",
+    "WSProxyError",
     "WSServerListenerFactory",
     "WSSocketFactory",
     "WSTransport",

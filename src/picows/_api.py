@@ -7,6 +7,7 @@ import logging
 from typing import Any, Awaitable, Callable, Optional, Union
 from urllib.parse import urljoin
 
+from ._connect import Connector, create_server, load_aiofastnet
 from ._exceptions import WSHandshakeError, WSInvalidStatusError
 from ._http import ClientHandshake, WSUpgradeRequest, WSUpgradeResponse
 from ._listener import WSListener
@@ -56,17 +57,6 @@ def _resolve_logger(
     )
 
 
-def _check_aiofastnet(use_aiofastnet: Optional[bool]) -> None:
-    if use_aiofastnet:
-        try:
-            import aiofastnet  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "use_aiofastnet=True but the aiofastnet package is not installed: "
-                "pip install aiofastnet"
-            ) from None
-
-
 async def ws_connect(
     ws_listener_factory: WSListenerFactory,
     url: str,
@@ -99,9 +89,14 @@ async def ws_connect(
         if name in kwargs:
             raise TypeError(f"ws_connect sets {name!r} itself; it can't be passed in kwargs")
     kwargs.pop("zero_copy_unsafe_ssl_write", None)  # obsolete upstream option
-    _check_aiofastnet(use_aiofastnet)
-    if proxy is not None or socket_factory is not None:
-        raise NotImplementedError("proxy and socket_factory are not supported yet")
+    load_aiofastnet(use_aiofastnet)  # fails early when True and not installed
+    connector = Connector(
+        proxy=proxy,
+        proxy_ssl_context=proxy_ssl_context,
+        socket_factory=socket_factory,
+        use_aiofastnet=use_aiofastnet,
+        kwargs=kwargs,
+    )
     logger = _resolve_logger(logger_name, "client")
     options = ConnectionOptions(
         logger=logger,
@@ -120,7 +115,7 @@ async def ws_connect(
     while True:
         try:
             return await _connect_once(
-                ws_listener_factory, parsed, options, ssl_context, extra_headers, kwargs
+                ws_listener_factory, parsed, options, ssl_context, extra_headers, connector
             )
         except WSInvalidStatusError as exc:
             response = exc.response
@@ -162,7 +157,7 @@ async def _connect_once(
     options: ConnectionOptions,
     ssl_context: Any,
     extra_headers: Optional[WSHeadersLike],
-    kwargs: dict[str, Any],
+    connector: Connector,
 ) -> tuple[WSTransport, WSListener]:
     loop = asyncio.get_running_loop()
     if url.username is not None or url.password is not None:
@@ -180,8 +175,14 @@ async def _connect_once(
             options, client_handshake=handshake, client_listener_factory=ws_listener_factory
         )
 
-    transport, protocol = await loop.create_connection(
-        protocol_factory, url.host, url.port, ssl=ssl, **kwargs
+    # Directly, over socket_factory's socket, or through the proxy (see _connect).
+    transport, protocol = await connector.open(
+        loop,
+        protocol_factory,
+        url,
+        ssl,
+        timeout=options.websocket_handshake_timeout,
+        logger=options.logger,
     )
     assert isinstance(protocol, WSProtocol)
     timeout = options.websocket_handshake_timeout
@@ -222,7 +223,7 @@ async def ws_create_server(
     (a custom response), or None (404); if it raises, the client gets a 500.
     ``kwargs`` are passed to ``loop.create_server``.
     """
-    _check_aiofastnet(use_aiofastnet)
+    load_aiofastnet(use_aiofastnet)  # fails early when True and not installed
     options = ConnectionOptions(
         logger=_resolve_logger(logger_name, "server"),
         disconnect_on_exception=disconnect_on_exception,
@@ -240,4 +241,6 @@ async def ws_create_server(
         return WSProtocol(options, server_listener_factory=ws_listener_factory)
 
     loop = asyncio.get_running_loop()
-    return await loop.create_server(protocol_factory, host or None, port, **kwargs)
+    return await create_server(
+        loop, protocol_factory, host or None, port, use_aiofastnet=use_aiofastnet, **kwargs
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "WSInvalidURL",
     "WSInvalidUpgradeError",
     "WSProtocolError",
+    "WSProxyError",
 ]
 
 
@@ -99,3 +100,23 @@ class WSInvalidURL(WSError):
 
     def __str__(self) -> str:
         return f"{self.url} isn't a valid URL: {self.msg}"
+
+
+class WSProxyError(WSError):
+    """``ws_connect`` could not open a tunnel through its ``proxy``.
+
+    The proxy is down, answered garbage or nothing in time, rejected the credentials, or
+    refused to connect to the server.  ``proxy`` is the proxy URL without its password;
+    ``status`` is the HTTP status of a refused CONNECT (None for other failures).  The
+    underlying error (``ConnectionRefusedError``, ``TimeoutError``, a ``python_socks``
+    error...) is the ``__cause__``.
+    """
+
+    def __init__(self, proxy: str, message: str, status: Optional[int] = None) -> None:
+        super().__init__(proxy, message, status)
+        self.proxy = proxy
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"proxy {self.proxy}: {self.message}"
