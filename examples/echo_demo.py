@@ -44,15 +44,15 @@ async def main() -> None:
     transport, client = await picows.ws_connect(EchoClient, url)
     assert isinstance(client, EchoClient)
     messages: list[tuple[WSMsgType, bytes]] = [
-        (WSMsgType.TEXT, "hello, websocket".encode()),
+        (WSMsgType.TEXT, b"hello, websocket"),
         (WSMsgType.BINARY, bytes(range(10))),
-        (WSMsgType.TEXT, "x".encode() * 100_000),
+        (WSMsgType.TEXT, b"x" * 100_000),
     ]
     for msg_type, payload in messages:
         transport.send(msg_type, payload)
         got_type, got = await client.replies.get()
         shown = got if len(got) <= 32 else got[:16] + b"..." + f"({len(got)} bytes)".encode()
-        print(f"sent {msg_type.name:6} {len(payload):6} bytes, echoed back {got_type.name}: {shown!r}")
+        print(f"sent {msg_type.name:6} {len(payload):6} bytes, echoed {got_type.name}: {shown!r}")
         assert (got_type, got) == (msg_type, payload)
 
     rtt = await transport.measure_roundtrip_time(3)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from ._exceptions import WSProtocolError
-from ._types import WSCloseCode
+from ._types import WSCloseCode, decode_utf8
 
 # 5.5: a control payload is at most 125 bytes, 2 of which hold the code.
 MAX_CLOSE_REASON = 123
@@ -79,7 +79,7 @@ def parse_close_payload(payload: Union[bytes, bytearray, memoryview]) -> WSClose
             f"Received CLOSE frame with invalid close code {code} (RFC 6455 7.4)",
         )
     try:
-        reason = str(payload[2:], "utf-8")
+        reason = decode_utf8(payload[2:])
     except UnicodeDecodeError:
         raise WSProtocolError(
             WSCloseCode.INVALID_TEXT,

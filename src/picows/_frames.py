@@ -33,7 +33,7 @@ from typing import Optional, Union
 from ._backend import apply_mask, apply_mask_inplace
 from ._close import parse_close_payload
 from ._exceptions import WSProtocolError
-from ._types import WSCloseCode, WSMsgType
+from ._types import WSCloseCode, WSMsgType, decode_utf8
 
 __all__ = [
     "MAX_HEADER_SIZE",
@@ -154,7 +154,7 @@ class WSFrame:
     def get_payload_as_utf8_text(self) -> str:
         """Decode the payload as UTF-8; raises UnicodeDecodeError on bad input."""
         start = self._start
-        return str(memoryview(self._buffer)[start : start + self.payload_size], "utf-8")
+        return decode_utf8(memoryview(self._buffer)[start : start + self.payload_size])
 
     def get_payload_as_ascii_text(self) -> str:
         """Decode the payload as 7-bit ASCII; raises UnicodeDecodeError on bad input."""
@@ -184,7 +184,7 @@ class WSFrame:
     def get_close_reason(self) -> Optional[str]:
         """The reason of a CLOSE frame as text, or None when there is none."""
         message = self.get_close_message()
-        return None if message is None else message.decode("utf-8")
+        return None if message is None else decode_utf8(message)
 
     def __str__(self) -> str:
         return (

@@ -299,10 +299,12 @@ class WSProtocol(asyncio.BufferedProtocol):
         factory = self._client_listener_factory
         assert factory is not None
         try:
-            signature = inspect.signature(factory)
-            takes_two = len(signature.parameters) >= 2 or any(
-                p.kind == p.VAR_POSITIONAL for p in signature.parameters.values()
-            )
+            params = inspect.signature(factory).parameters.values()
+            # Only parameters that can receive (request, response) positionally count:
+            # a factory with keyword-only options is a zero-argument factory.
+            kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            positional = [p for p in params if p.kind in kinds]
+            takes_two = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
         except (TypeError, ValueError):  # builtins and C callables
             takes_two = False
         listener = factory(request, response) if takes_two else factory()
@@ -408,9 +410,7 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._handshake_buffer = bytearray()
         self._log_established()
         if options.enable_auto_ping:
-            self._track_data_time = (
-                options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
-            )
+            self._track_data_time = options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
             self._last_data_time = self._loop.time()
             self._auto_ping_task = self._loop.create_task(self._auto_ping_loop())
         if self._is_client:
@@ -628,4 +628,3 @@ class WSProtocol(asyncio.BufferedProtocol):
             if not self._rtt_done.done():
                 self._rtt_done.set_result(None)
         return results
-

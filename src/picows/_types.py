@@ -8,6 +8,7 @@ unknown value (a close code 4000 from an application, an opcode 0x4 passed to
 
 from __future__ import annotations
 
+import codecs
 import enum
 from collections.abc import Iterable, Mapping
 from typing import NewType, Optional, Union
@@ -21,6 +22,7 @@ __all__ = [
     "WSHost",
     "WSMsgType",
     "WSPort",
+    "decode_utf8",
 ]
 
 #: Logging level of picows' very verbose traces (below ``logging.DEBUG``).
@@ -30,6 +32,15 @@ WSHost = NewType("WSHost", str)
 WSPort = NewType("WSPort", int)
 WSBuffer = Union[str, bytes, bytearray, memoryview]
 WSHeadersLike = Union[Mapping[str, str], Iterable["tuple[str, str]"]]
+
+
+def decode_utf8(data: Union[bytes, bytearray, memoryview]) -> str:
+    """Strict UTF-8 decoding of any buffer, without copying it first.
+
+    Not ``str(data, "utf-8")``: PyPy 7.3's str() constructor accepts encoded
+    surrogates (ED A0 80), which RFC 3629 forbids; the codec function rejects them.
+    """
+    return codecs.utf_8_decode(data, "strict", True)[0]
 
 
 class _FlexibleIntEnum(enum.IntEnum):
