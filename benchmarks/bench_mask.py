@@ -74,6 +74,18 @@ def workloads(size: int) -> dict[str, Optional[Callable[[], object]]]:
     return work
 
 
+def pure_variant_workloads(size: int) -> dict[str, Callable[[], object]]:
+    """The two pure-Python implementations (picows._mask picks one per interpreter)."""
+    data = payload(size)
+    inplace = bytearray(data)
+    return {
+        "wide apply_mask": lambda: pure.apply_mask_wide(data, KEY),
+        "loop apply_mask": lambda: pure.apply_mask_loop(data, KEY),
+        "wide apply_mask_inplace": lambda: pure.apply_mask_inplace_wide(inplace, 0, size, KEY),
+        "loop apply_mask_inplace": lambda: pure.apply_mask_inplace_loop(inplace, 0, size, KEY),
+    }
+
+
 # --- pytest-benchmark -------------------------------------------------------------
 
 if TYPE_CHECKING:
@@ -106,6 +118,13 @@ if HAVE_PYTEST:
         benchmark.group = f"mask {label}"
         benchmark.extra_info["bytes"] = SIZES[label]
         benchmark(fn)
+
+    @pytest.mark.parametrize("label", list(SIZES))
+    @pytest.mark.parametrize("name", list(pure_variant_workloads(1)))
+    def test_pure_variant_throughput(benchmark: BenchmarkFixture, label: str, name: str) -> None:
+        benchmark.group = f"pure mask variants {label}"
+        benchmark.extra_info["bytes"] = SIZES[label]
+        benchmark(pure_variant_workloads(SIZES[label])[name])
 
 
 # --- standalone table -------------------------------------------------------------
@@ -146,6 +165,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="rounds per cell (best kept)")
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per round")
+    parser.add_argument(
+        "--pure-variants",
+        action="store_true",
+        help="compare the two pure-Python implementations instead",
+    )
     args = parser.parse_args(argv)
 
     impl = sys.implementation.name
@@ -154,6 +178,20 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(f"# accelerator: {accel.BACKEND_INFO if accel is not None else 'not built'}")
     print(f"# best of {args.repeat} rounds of >= {args.min_time} s; MB/s = 10**6 bytes/s")
     print()
+
+    if args.pure_variants:
+        print(f"# picows._mask.apply_mask is {pure.apply_mask.__name__} here")
+        variants = list(pure_variant_workloads(1))
+        print("| size | " + " | ".join(variants) + " |")
+        print("|---" * (1 + len(variants)) + "|")
+        for label, size in SIZES.items():
+            fns = pure_variant_workloads(size)
+            cells = [
+                f"{size / best_time(fns[n], args.repeat, args.min_time) / 1e6:,.0f}"
+                for n in variants
+            ]
+            print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+        return
 
     names = list(workloads(1))
     ratios = ["C out-of-place / copy", "C in-place / copy", "C in-place / copy into"]

@@ -135,7 +135,13 @@ def test_rfc6455_example(accel: ModuleType) -> None:
 def test_backend_info(accel: ModuleType) -> None:
     assert isinstance(accel.BACKEND_INFO, str)
     assert accel.BACKEND_INFO.startswith("cffi ")
-    assert set(accel.__all__) == {"BACKEND_INFO", "apply_mask", "apply_mask_inplace"}
+    assert set(accel.__all__) == {
+        "BACKEND_INFO",
+        "apply_mask",
+        "apply_mask_inplace",
+        "decode_header",
+        "decode_headers",
+    }
 
 
 def test_backend_picks_the_extension(accel: ModuleType) -> None:

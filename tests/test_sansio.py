@@ -21,6 +21,7 @@ SANS_IO_MODULES = [
     "_exceptions",
     "_mask",
     "_backend",
+    "_header",
     "_close",
     "_frames",
     "_url",

@@ -1,7 +1,11 @@
-"""Optional cffi accelerator for picows: WebSocket masking (RFC 6455 section 5.3) in C.
+"""Optional cffi accelerator for picows: masking and frame-header decoding in C.
 
-The functions match :mod:`picows._mask` (the documented pure-Python reference)
-argument for argument and byte for byte; ``tests/test_accel.py`` checks that.
+The masking functions (RFC 6455 section 5.3) match :mod:`picows._mask`, the
+documented pure-Python reference, argument for argument and byte for byte
+(``tests/test_accel.py`` checks that).  The header decoders (5.2, 5.5) match
+:mod:`picows._header` result for result and error for error
+(``tests/test_header.py``); which of them picows uses on which interpreter is
+decided in :mod:`picows._backend`, from ``benchmarks/header_results.md``.
 
 This package is installed even in the pure wheel, but importing it raises
 ImportError unless the compiled ``_picows_accel._cffi`` module was built; that is
@@ -10,7 +14,8 @@ how :mod:`picows._backend` decides to fall back to pure Python.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Union, cast
+from array import array
+from typing import TYPE_CHECKING, Callable, Optional, Union, cast
 
 import _cffi_backend
 
@@ -20,7 +25,7 @@ from ._cffi import ffi, lib
 if TYPE_CHECKING:
     from cffi import FFI
 
-__all__ = ["BACKEND_INFO", "apply_mask", "apply_mask_inplace"]
+__all__ = ["BACKEND_INFO", "apply_mask", "apply_mask_inplace", "decode_header", "decode_headers"]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
 WritableBuffer = Union[bytearray, memoryview]
@@ -120,3 +125,143 @@ def apply_mask_inplace(
     view = _from_buffer(buf)
     ptr = view + start
     _mask(ptr, ptr, end - start, key, key_offset & 3)
+
+
+# --- frame headers (RFC 6455 5.2, 5.5): header.c, twin of picows/_header.py ---------
+
+# Status codes of header.h; picows._header has the same numbers (HDR_*), which
+# tests/test_header.py checks.  Nothing is imported from picows at import time:
+# picows imports this module (through picows._backend), so that would be circular.
+_HDR_OK = lib.PICOWS_HDR_OK
+_HDR_INCOMPLETE = lib.PICOWS_HDR_INCOMPLETE
+_HDR_PARTIAL = lib.PICOWS_HDR_PARTIAL
+_HDR_LIMIT = lib.PICOWS_HDR_LIMIT
+
+#: Frames per decode_headers() call by default, as picows._header.BATCH_FRAMES.
+BATCH_FRAMES = 64
+
+
+def _header_error(status: int, first: int, length: int, max_frame_size: int) -> Exception:
+    """The WSProtocolError for a violation: the messages live in picows._header only."""
+    from picows._header import header_error
+
+    return header_error(status, first, length, max_frame_size)
+
+
+_decode_one = lib.picows_decode_header
+_decode_many = lib.picows_decode_headers
+_INT64_MAX = (1 << 63) - 1
+
+# The C functions write their results into uint64 arrays owned by Python: an
+# array("Q") converts to a list of ints several times faster than ffi.unpack().
+# Each array travels with its cffi pointer, taken once.  cffi releases the GIL
+# during the call, so two threads must not share one: like the masking scratch,
+# they come from lists whose pop()/append() are atomic.
+assert array("Q").itemsize == 8, "array('Q') must hold uint64_t"
+_one_pool: list[tuple[array[int], FFI.CData]] = []
+_many_pool: list[tuple[array[int], FFI.CData]] = []
+_MANY_SIZE = 3 * BATCH_FRAMES + 4  # room for BATCH_FRAMES frames and the stop record
+
+
+def _words(size: int) -> tuple[array[int], FFI.CData]:
+    out = array("Q", bytes(8 * size))
+    return out, _from_buffer("uint64_t[]", out)
+
+
+def _c_limit(max_frame_size: int) -> int:
+    """``max_frame_size`` clipped to int64_t without changing any decision.
+
+    Every negative limit refuses every data frame (lengths are >= 0), and no valid
+    length exceeds 2**63 - 1, so those two bounds decide exactly like Python."""
+    return -1 if max_frame_size < 0 else min(max_frame_size, _INT64_MAX)
+
+
+def _range_error(buffer: ReadableBuffer, pos: int, end: int) -> ValueError:
+    return ValueError(f"header range [{pos}:{end}] is outside a buffer of length {len(buffer)}")
+
+
+def decode_header(
+    buffer: ReadableBuffer,
+    pos: int,
+    end: int,
+    expect_masked: bool,
+    allow_rsv: bool,
+    max_frame_size: int,
+) -> Optional[tuple[int, int, int]]:
+    """Same as :func:`picows._header.decode_header`, in one C call.
+
+    ``buffer`` must be a byte buffer (bytes, bytearray, a contiguous memoryview of
+    bytes); a ``pos``/``end`` outside it raises ValueError.
+    """
+    if not 0 <= pos <= end <= len(buffer):
+        raise _range_error(buffer, pos, end)
+    try:
+        out, ptr = _one_pool.pop()
+    except IndexError:
+        out, ptr = _words(3)
+    src = _from_buffer(buffer) + pos
+    try:
+        status = _decode_one(src, end - pos, expect_masked, allow_rsv, max_frame_size, ptr)
+    except OverflowError:  # a limit outside int64_t
+        limit = _c_limit(max_frame_size)
+        status = _decode_one(src, end - pos, expect_masked, allow_rsv, limit, ptr)
+    first, header_size, length = out
+    _one_pool.append((out, ptr))
+    if status == _HDR_OK:
+        return first, header_size, length
+    if status == _HDR_INCOMPLETE:
+        return None
+    raise _header_error(status, first, length, max_frame_size)
+
+
+def decode_headers(
+    buffer: ReadableBuffer,
+    pos: int,
+    end: int,
+    expect_masked: bool,
+    allow_rsv: bool,
+    max_frame_size: int,
+    max_frames: int = BATCH_FRAMES,
+) -> list[int]:
+    """Same as :func:`picows._header.decode_headers`: all the headers in one C call.
+
+    Returns ``first_byte, header_size, payload_length`` per complete frame, then the
+    stop marker (``needed`` > 0, 0, or -1); raises for a violation in the first
+    header.  Range and buffer rules as for :func:`decode_header`.
+    """
+    if not 0 <= pos <= end <= len(buffer):
+        raise _range_error(buffer, pos, end)
+    if 0 <= max_frames <= BATCH_FRAMES:
+        try:
+            out, ptr = _many_pool.pop()
+        except IndexError:
+            out, ptr = _words(_MANY_SIZE)
+    else:
+        max_frames = max(max_frames, 0)  # like range() in the pure version
+        out, ptr = _words(3 * max_frames + 4)  # not kept: an unusual size
+    src = _from_buffer(buffer) + pos
+    try:
+        count = _decode_many(
+            src, end - pos, expect_masked, allow_rsv, max_frame_size, max_frames, ptr
+        )
+    except OverflowError:
+        limit = _c_limit(max_frame_size)
+        count = _decode_many(src, end - pos, expect_masked, allow_rsv, limit, max_frames, ptr)
+    # The frames, then C's stop record: status, first_byte, header_size, length.
+    stop = 3 * count
+    result = out[: stop + 1].tolist()
+    status = result[stop]
+    if status == _HDR_PARTIAL:
+        result[stop] = out[stop + 2] + out[stop + 3]  # the bytes the whole frame needs
+    elif status == _HDR_INCOMPLETE:
+        result[stop] = 0
+    elif status == _HDR_LIMIT or count:
+        result[stop] = -1  # decode again from there (a violation waits its turn)
+    else:
+        error = _header_error(status, out[1], out[3], max_frame_size)
+        if len(out) == _MANY_SIZE:
+            _many_pool.append((out, ptr))
+        raise error
+    if len(out) == _MANY_SIZE:
+        _many_pool.append((out, ptr))
+    return result

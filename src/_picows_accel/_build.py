@@ -24,14 +24,34 @@ def _path(name: str, root: Optional[str]) -> str:
     return os.path.relpath(path, root) if root is not None else path
 
 
-# Must match mask.h; cdef() cannot read the header itself (it has #include and #ifndef).
+# Must match mask.h and header.h; cdef() cannot read them itself (they have
+# #include and #ifndef).  "#define NAME ..." lets cffi take the value from the header.
 CDEF = """
 void picows_mask(const uint8_t *src, uint8_t *dst, size_t n,
                  const uint8_t key[4], unsigned key_offset);
 const char *picows_build_info(void);
+
+#define PICOWS_HDR_OK ...
+#define PICOWS_HDR_INCOMPLETE ...
+#define PICOWS_HDR_PARTIAL ...
+#define PICOWS_HDR_LIMIT ...
+#define PICOWS_HDR_BAD_OPCODE ...
+#define PICOWS_HDR_BAD_RSV ...
+#define PICOWS_HDR_FRAGMENTED_CONTROL ...
+#define PICOWS_HDR_CONTROL_TOO_LONG ...
+#define PICOWS_HDR_BAD_LENGTH_16 ...
+#define PICOWS_HDR_BAD_LENGTH_64 ...
+#define PICOWS_HDR_TOO_BIG ...
+#define PICOWS_HDR_MASKED ...
+#define PICOWS_HDR_UNMASKED ...
+int picows_decode_header(const uint8_t *buf, size_t avail, int expect_masked,
+                         int allow_rsv, int64_t max_frame_size, uint64_t out[3]);
+size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked,
+                             int allow_rsv, int64_t max_frame_size, size_t max_frames,
+                             uint64_t *out);
 """
 
-C_SOURCE = '#include "mask.h"\n'
+C_SOURCE = '#include "mask.h"\n#include "header.h"\n'
 
 
 def make_builder(root: Optional[str]) -> FFI:
@@ -41,9 +61,9 @@ def make_builder(root: Optional[str]) -> FFI:
     builder.set_source(
         "_picows_accel._cffi",
         C_SOURCE,
-        sources=[_path("mask.c", root)],
+        sources=[_path("mask.c", root), _path("header.c", root)],
         include_dirs=[_path(".", root)],
-        depends=[_path("mask.h", root)],
+        depends=[_path("mask.h", root), _path("header.h", root)],
         # A failed compile is a warning, not an error: the install goes on pure Python.
         optional=True,
     )

@@ -7,6 +7,7 @@ behind it are small and readable beside RFC 6455:
 * ``_url``        -- ws:// and wss:// URLs (RFC 6455 3)
 * ``_http``       -- the opening handshake (RFC 6455 4)
 * ``_frames``     -- frame parsing and encoding (RFC 6455 5)
+* ``_header``     -- frame header decoding and its errors (RFC 6455 5.2, 5.5)
 * ``_mask``       -- masking in pure Python (RFC 6455 5.3)
 * ``_close``      -- the closing handshake (RFC 6455 5.5.1, 7)
 * ``_backend``    -- pure Python or the cffi accelerator, chosen at import

@@ -1,18 +1,41 @@
-"""Choose the masking backend once, at import time.
+"""Choose the masking and header-decoding backends once, at import time.
 
 ``PICOWS_NO_EXTENSIONS=1`` forces the pure-Python path; ``PICOWS_REQUIRE_EXTENSIONS=1``
 turns a missing accelerator into an ImportError (release builds and CI use it).
 With neither set, the cffi accelerator is used when it was built.  Hot paths import
 the names below once, so there is no per-frame lookup.
+
+The choice is per function and per interpreter, from the benchmarks in
+``benchmarks/``: cffi masking wins everywhere (``mask_results.md``); for frame
+headers one cffi call costs more than a Python decode, so C is used only as a batch
+decoder, and only where it wins (``header_results.md``).  ``BACKEND`` names the
+masking implementation, as before.
 """
 
 from __future__ import annotations
 
 import os
+import platform
+from typing import Callable, Optional, Union
 
-from . import _mask
+from . import _header, _mask
 
-__all__ = ["BACKEND", "apply_mask", "apply_mask_inplace"]
+__all__ = [
+    "BACKEND",
+    "BATCH_MIN_FRAMES",
+    "apply_mask",
+    "apply_mask_inplace",
+    "decode_header",
+    "decode_headers",
+]
+
+ReadableBuffer = Union[bytes, bytearray, memoryview]
+HeaderDecoder = Callable[
+    [ReadableBuffer, int, int, bool, bool, int], Optional["tuple[int, int, int]"]
+]
+BatchDecoder = Callable[[ReadableBuffer, int, int, bool, bool, int], "list[int]"]
+
+_PYPY = platform.python_implementation() == "PyPy"
 
 
 def _env_flag(name: str) -> bool:
@@ -22,6 +45,14 @@ def _env_flag(name: str) -> bool:
 apply_mask = _mask.apply_mask
 apply_mask_inplace = _mask.apply_mask_inplace
 BACKEND = "python"
+#: One header per call (see picows._header): pure Python on every interpreter.
+decode_header: HeaderDecoder = _header.decode_header
+#: All complete headers of a read per call, or None to decode one at a time.
+decode_headers: Optional[BatchDecoder] = None
+#: FrameReader calls decode_headers only for a read that could hold this many
+#: frames like its first one (see picows._frames._BATCH_AT): for fewer frames the
+#: fixed price of a batch call is more than their Python decodes cost.
+BATCH_MIN_FRAMES = 8
 
 if _env_flag("PICOWS_NO_EXTENSIONS"):
     if _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
@@ -30,6 +61,7 @@ else:
     try:
         from _picows_accel import apply_mask as _c_apply_mask
         from _picows_accel import apply_mask_inplace as _c_apply_mask_inplace
+        from _picows_accel import decode_headers as _c_decode_headers
     except ImportError as exc:
         if _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
             raise ImportError(
@@ -40,3 +72,8 @@ else:
         apply_mask = _c_apply_mask
         apply_mask_inplace = _c_apply_mask_inplace
         BACKEND = "cffi"
+        if not _PYPY:
+            # CPython: one C call for every header of a read beats a Python decode
+            # per frame from about 8 frames per read on.  On PyPy the JIT-compiled
+            # Python decoder beats any cffi call (benchmarks/header_results.md).
+            decode_headers = _c_decode_headers

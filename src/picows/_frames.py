@@ -28,11 +28,27 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from typing import Optional, Union
 
-from ._backend import apply_mask, apply_mask_inplace
+from . import _backend
+from ._backend import BATCH_MIN_FRAMES, apply_mask, apply_mask_inplace
 from ._close import parse_close_payload
-from ._exceptions import WSProtocolError
+from ._header import (
+    FIN_BIT,
+    LENGTH_16,
+    LENGTH_64,
+    LENGTH_BITS,
+    MASK_BIT,
+    MAX_HEADER_SIZE,
+    MAX_LENGTH_7,
+    MAX_LENGTH_16,
+    MAX_LENGTH_64,
+    OPCODE_BITS,
+    RSV1_BIT,
+    RSV2_BIT,
+    RSV3_BIT,
+)
 from ._types import WSCloseCode, WSMsgType, decode_utf8
 
 __all__ = [
@@ -44,40 +60,35 @@ __all__ = [
     "encode_frame_header",
 ]
 
-# 5.2: bits of the first two header bytes.
-FIN_BIT = 0x80
-RSV1_BIT = 0x40
-RSV2_BIT = 0x20
-RSV3_BIT = 0x10
-RSV_BITS = RSV1_BIT | RSV2_BIT | RSV3_BIT
-OPCODE_BITS = 0x0F
-MASK_BIT = 0x80
-LENGTH_BITS = 0x7F
-
-# 5.2 "Payload length": 7 bits, or 126 + 16 bits, or 127 + 64 bits.
-LENGTH_16 = 126
-LENGTH_64 = 127
-MAX_LENGTH_7 = 125
-MAX_LENGTH_16 = 0xFFFF
-MAX_LENGTH_64 = 0x7FFF_FFFF_FFFF_FFFF  # "the most significant bit MUST be 0"
-
-#: 2 fixed bytes + 8 bytes of 64-bit length + 4 bytes of masking key.
-MAX_HEADER_SIZE = 14
-
-# 5.5: "All control frames MUST have a payload length of 125 bytes or less".
-MAX_CONTROL_PAYLOAD = 125
+# The 5.2 bit-layout constants (FIN_BIT, MASK_BIT, LENGTH_16, ...) live in _header,
+# beside the decoder that checks them; the encoder below uses the same names.
 
 _UNPACK_16 = struct.Struct("!H").unpack_from
 _UNPACK_64 = struct.Struct("!Q").unpack_from
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
 
-# Opcode -> WSMsgType member (None for the reserved opcodes of 5.2), indexed
-# instead of calling WSMsgType(opcode) on every frame.
-_MSG_TYPES: tuple[Optional[WSMsgType], ...] = tuple(
-    WSMsgType(op) if op in (0x0, 0x1, 0x2, 0x8, 0x9, 0xA) else None for op in range(16)
-)
+# Opcode -> WSMsgType member, indexed instead of calling WSMsgType(opcode) on every
+# frame.  The reserved opcodes of 5.2 get pseudo-members, but never reach the
+# lookup: the header decoders reject them.
+_MSG_TYPES: tuple[WSMsgType, ...] = tuple(WSMsgType(op) for op in range(16))
 _CLOSE = WSMsgType.CLOSE
+
+# The header decoders picows._backend chose for this interpreter, bound once.
+_decode_header = _backend.decode_header
+_decode_headers = _backend.decode_headers
+
+# When the batch decoder is in use, FrameReader hands it a read that starts with a
+# small frame (7-bit length) and holds at least BATCH_MIN_FRAMES times that frame's
+# size: likely many small frames, where its fixed cost pays off (a read of one or two
+# frames is decoded faster in Python).  Indexed by the second header byte: the
+# number of unread bytes that takes.
+_BATCH_AT: tuple[int, ...] = tuple(
+    BATCH_MIN_FRAMES * (2 + (second & LENGTH_BITS) + (4 if second & MASK_BIT else 0))
+    if second & LENGTH_BITS < LENGTH_16
+    else sys.maxsize
+    for second in range(256)
+)
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
 
@@ -205,10 +216,21 @@ class FrameReader:
     reader re-reads the (at most 14-byte) header of an incomplete frame when more
     data arrives: that is cheaper in Python than a state variable per field, and it
     means every way of splitting the input gives the same frames.
+
+    Headers are decoded by the functions :mod:`picows._backend` chose at import
+    (``benchmarks/header_results.md``): one header at a time in Python, and, where
+    the cffi batch decoder is faster, all the complete headers of a read in one C
+    call, kept in a small cache (``_batch``) that ``next_frame`` consumes in order.
+    The cache holds only (byte 0, header size, payload length) of frames that follow
+    each other from ``_start``, so moving the unread bytes to the front of the
+    buffer, or into a bigger one, leaves it valid.
     """
 
     __slots__ = (
         "_allow_rsv",
+        "_batch",
+        "_batch_next",
+        "_batch_stop",
         "_buffer",
         "_close_received",
         "_end",
@@ -237,6 +259,11 @@ class FrameReader:
         self._end = 0  # end of the received bytes
         self._needed = 0  # total size of the incomplete frame at _start, if known
         self._close_received = False
+        # Batch cache: _batch[_batch_next : _batch_stop] are the headers, three
+        # numbers each, of the complete frames that follow one another from _start.
+        self._batch: list[int] = []
+        self._batch_next = 0
+        self._batch_stop = 0
 
     @property
     def buffered(self) -> int:
@@ -327,103 +354,62 @@ class FrameReader:
             return None
         buffer = self._buffer
         start = self._start
-        available = self._end - start
-        if available < 2:
+        end = self._end
+        i = self._batch_next
+        if i < self._batch_stop:
+            # Decoded by the last batch call: a complete frame starts at _start.
+            batch = self._batch
+            first = batch[i]
+            header_size = batch[i + 1]
+            length = batch[i + 2]
+            self._batch_next = i + 3
+        elif end - start < 2:
             return None
-
-        first = buffer[start]
-        second = buffer[start + 1]
-        opcode = first & OPCODE_BITS
-        msg_type = _MSG_TYPES[opcode]
-        if msg_type is None:
-            raise WSProtocolError(
-                WSCloseCode.PROTOCOL_ERROR,
-                f"Received frame with invalid opcode=0x{opcode:X} (RFC 6455 5.2: "
-                "opcodes 0x3-0x7 and 0xB-0xF are reserved)",
+        elif _decode_headers is not None and end - start >= _BATCH_AT[buffer[start + 1]]:
+            # Room for many frames like the first: one C call that decodes every
+            # complete header costs less than a Python decode per frame.  (It raises
+            # for a bad first header; a later one ends the batch and is raised when
+            # its turn comes.)
+            batch = _decode_headers(
+                buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
             )
-        if first & RSV_BITS and (opcode >= 8 or not self._allow_rsv):
-            raise WSProtocolError(
-                WSCloseCode.PROTOCOL_ERROR,
-                f"Received frame with RSV bits 0x{first & RSV_BITS:02X} set and no "
-                "extension negotiated that defines them (RFC 6455 5.2)",
-            )
-
-        length = second & LENGTH_BITS
-        header_size = 2
-        if opcode >= 8:
-            # 5.5: control frames "MUST NOT be fragmented" and carry <= 125 bytes.
-            if not first & FIN_BIT:
-                raise WSProtocolError(
-                    WSCloseCode.PROTOCOL_ERROR,
-                    f"Received fragmented {msg_type.name} control frame (RFC 6455 5.5)",
-                )
-            if length > MAX_CONTROL_PAYLOAD:
-                raise WSProtocolError(
-                    WSCloseCode.PROTOCOL_ERROR,
-                    f"Received {msg_type.name} control frame with payload length over "
-                    "125 (RFC 6455 5.5)",
-                )
-        elif length == LENGTH_16:
-            if available < 4:
+            stop = len(batch) - 1
+            if stop == 0:
+                # No complete frame: batch[0] is the size of the incomplete one, if
+                # its header is complete (0 otherwise).
+                if batch[0] > 0:
+                    self._needed = batch[0]
                 return None
-            length = _UNPACK_16(buffer, start + 2)[0]
-            header_size = 4
-            if length <= MAX_LENGTH_7:
-                # 5.2: "the minimal number of bytes MUST be used to encode the length"
-                raise WSProtocolError(
-                    WSCloseCode.PROTOCOL_ERROR,
-                    f"Received frame with invalid 16-bit payload len {length} (RFC 6455 "
-                    "5.2: lengths up to 125 use the 7-bit form)",
-                )
-        elif length == LENGTH_64:
-            if available < 10:
+            first = batch[0]
+            header_size = batch[1]
+            length = batch[2]
+            self._batch = batch
+            self._batch_next = 3
+            self._batch_stop = stop
+        else:
+            header = _decode_header(
+                buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
+            )
+            if header is None:
                 return None
-            length = _UNPACK_64(buffer, start + 2)[0]
-            header_size = 10
-            if length <= MAX_LENGTH_16 or length > MAX_LENGTH_64:
-                raise WSProtocolError(
-                    WSCloseCode.PROTOCOL_ERROR,
-                    f"Received frame with invalid 64-bit payload length {length} (RFC "
-                    "6455 5.2: minimal encoding, most significant bit 0)",
-                )
-        if length > self._max_frame_size and opcode < 8:
-            # Checked on the announced length, before the payload arrives.
-            raise WSProtocolError(
-                WSCloseCode.MESSAGE_TOO_BIG,
-                "Received frame with payload size exceeding max allowed size, "
-                f"{length} > {self._max_frame_size}",
-            )
+            first, header_size, length = header
+            if start + header_size + length > end:
+                self._needed = header_size + length
+                return None
 
-        if second & MASK_BIT:
-            if not self._expect_masked:
-                raise WSProtocolError(
-                    WSCloseCode.PROTOCOL_ERROR,
-                    "Received masked frame from server (RFC 6455 5.1: a server MUST "
-                    "NOT mask frames)",
-                )
-            header_size += 4
-        elif self._expect_masked:
-            raise WSProtocolError(
-                WSCloseCode.PROTOCOL_ERROR,
-                "Received un-masked frame from client (RFC 6455 5.1: a client MUST "
-                "mask all frames)",
-            )
-
-        frame_end = start + header_size + length
-        if frame_end > self._end:
-            self._needed = header_size + length
-            return None
         self._needed = 0
         payload_start = start + header_size
+        frame_end = payload_start + length
         if self._expect_masked and length:
             # 5.3: unmask in place, so the frame is a plain view of the buffer.
             key = bytes(buffer[payload_start - 4 : payload_start])
             apply_mask_inplace(buffer, payload_start, frame_end, key)
         self._start = frame_end
+        msg_type = _MSG_TYPES[first & OPCODE_BITS]
         if msg_type is _CLOSE:
             parse_close_payload(memoryview(buffer)[payload_start:frame_end])
             self._close_received = True
-        return WSFrame(self, buffer, msg_type, first, payload_start, length, self._end - frame_end)
+        return WSFrame(self, buffer, msg_type, first, payload_start, length, end - frame_end)
 
 
 class MaskKeySource:

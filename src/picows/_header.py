@@ -1,0 +1,303 @@
+"""Frame header decoding, RFC 6455 sections 5.2 and 5.5: the pure-Python reference.
+
+Sans-I/O: the functions read bytes from a buffer and say what the header holds; they
+never touch a socket, and nothing here imports asyncio.  The optional cffi accelerator
+(``_picows_accel``, ``header.c``) implements the same two functions; the status codes
+below are shared with it (``header.h`` must keep the same numbers), and
+:func:`header_error` turns a code into the :class:`WSProtocolError` that both paths
+raise, so the messages live in one place.
+
+Header layout (5.2)::
+
+    byte 0   FIN(1) RSV1(1) RSV2(1) RSV3(1) opcode(4)
+    byte 1   MASK(1) payload len(7)
+    +2 or +8 extended payload length, big-endian, when payload len is 126 or 127
+    +4       masking key, when MASK is set
+
+Decoding is incremental: a header whose bytes have not all arrived gives None, and a
+violation is raised as soon as the bytes that prove it are there (a reserved opcode
+is reported once the two fixed bytes are in, before any extended-length byte
+arrives).  The checks run in
+a fixed order (opcode, RSV bits, control-frame rules, length encoding,
+``max_frame_size``, masking), so every way of splitting the input gives the same error.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Optional, Union
+
+from ._exceptions import WSProtocolError
+from ._types import WSCloseCode
+
+__all__ = [
+    "BATCH_FRAMES",
+    "FIN_BIT",
+    "HDR_BAD_LENGTH_16",
+    "HDR_BAD_LENGTH_64",
+    "HDR_BAD_OPCODE",
+    "HDR_BAD_RSV",
+    "HDR_CONTROL_TOO_LONG",
+    "HDR_FRAGMENTED_CONTROL",
+    "HDR_INCOMPLETE",
+    "HDR_LIMIT",
+    "HDR_MASKED",
+    "HDR_OK",
+    "HDR_PARTIAL",
+    "HDR_TOO_BIG",
+    "HDR_UNMASKED",
+    "LENGTH_16",
+    "LENGTH_64",
+    "LENGTH_BITS",
+    "MASK_BIT",
+    "MAX_CONTROL_PAYLOAD",
+    "MAX_HEADER_SIZE",
+    "MAX_LENGTH_7",
+    "MAX_LENGTH_16",
+    "MAX_LENGTH_64",
+    "OPCODE_BITS",
+    "RSV1_BIT",
+    "RSV2_BIT",
+    "RSV3_BIT",
+    "RSV_BITS",
+    "decode_header",
+    "decode_headers",
+    "header_error",
+]
+
+ReadableBuffer = Union[bytes, bytearray, memoryview]
+
+# --- 5.2: bits of the first two header bytes ---------------------------------------
+FIN_BIT = 0x80
+RSV1_BIT = 0x40
+RSV2_BIT = 0x20
+RSV3_BIT = 0x10
+RSV_BITS = RSV1_BIT | RSV2_BIT | RSV3_BIT
+OPCODE_BITS = 0x0F
+MASK_BIT = 0x80
+LENGTH_BITS = 0x7F
+
+# 5.2 "Payload length": 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+LENGTH_16 = 126
+LENGTH_64 = 127
+MAX_LENGTH_7 = 125
+MAX_LENGTH_16 = 0xFFFF
+MAX_LENGTH_64 = 0x7FFF_FFFF_FFFF_FFFF  # "the most significant bit MUST be 0"
+
+#: 2 fixed bytes + 8 bytes of 64-bit length + 4 bytes of masking key.
+MAX_HEADER_SIZE = 14
+
+# 5.5: "All control frames MUST have a payload length of 125 bytes or less".
+MAX_CONTROL_PAYLOAD = 125
+
+# 5.2 opcodes: 0x0-0x2 data, 0x8-0xA control; 0x3-0x7 and 0xB-0xF are reserved.
+# Indexed by opcode: the name used in messages, None for a reserved opcode.
+_OPCODE_NAMES: tuple[Optional[str], ...] = (
+    *("CONTINUATION", "TEXT", "BINARY"),  # 0x0-0x2
+    *(None,) * 5,  # 0x3-0x7
+    *("CLOSE", "PING", "PONG"),  # 0x8-0xA
+    *(None,) * 5,  # 0xB-0xF
+)
+
+# --- status codes, shared with the C decoder (src/_picows_accel/header.h) ----------
+HDR_OK = 0  #: a header was decoded
+HDR_INCOMPLETE = 1  #: the header's bytes have not all arrived
+HDR_PARTIAL = 2  #: (C batch) the header is complete, the payload is not
+HDR_LIMIT = 3  #: (C batch) ``max_frames`` frames decoded; more may follow
+# Violations: every code from 8 on names one rule of RFC 6455 5.1, 5.2 or 5.5.
+HDR_BAD_OPCODE = 8
+HDR_BAD_RSV = 9
+HDR_FRAGMENTED_CONTROL = 10
+HDR_CONTROL_TOO_LONG = 11
+HDR_BAD_LENGTH_16 = 12
+HDR_BAD_LENGTH_64 = 13
+HDR_TOO_BIG = 14
+HDR_MASKED = 15
+HDR_UNMASKED = 16
+
+#: Frames decoded per call of :func:`decode_headers` when the caller does not say.
+BATCH_FRAMES = 64
+
+_UNPACK_16 = struct.Struct("!H").unpack_from
+_UNPACK_64 = struct.Struct("!Q").unpack_from
+
+
+def header_error(status: int, first_byte: int, length: int, max_frame_size: int) -> WSProtocolError:
+    """The exception for violation ``status`` (an ``HDR_*`` code from 8 on).
+
+    ``first_byte`` is byte 0 of the offending header; ``length`` is its payload
+    length as far as it was decoded (used by the length and size messages).  The one
+    place that holds these messages: the pure and the C decoders both come here.
+    """
+    opcode = first_byte & OPCODE_BITS
+    if status == HDR_BAD_OPCODE:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            f"Received frame with invalid opcode=0x{opcode:X} (RFC 6455 5.2: "
+            "opcodes 0x3-0x7 and 0xB-0xF are reserved)",
+        )
+    if status == HDR_BAD_RSV:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            f"Received frame with RSV bits 0x{first_byte & RSV_BITS:02X} set and no "
+            "extension negotiated that defines them (RFC 6455 5.2)",
+        )
+    if status == HDR_FRAGMENTED_CONTROL:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            f"Received fragmented {_OPCODE_NAMES[opcode]} control frame (RFC 6455 5.5)",
+        )
+    if status == HDR_CONTROL_TOO_LONG:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            f"Received {_OPCODE_NAMES[opcode]} control frame with payload length over "
+            "125 (RFC 6455 5.5)",
+        )
+    if status == HDR_BAD_LENGTH_16:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            f"Received frame with invalid 16-bit payload len {length} (RFC 6455 "
+            "5.2: lengths up to 125 use the 7-bit form)",
+        )
+    if status == HDR_BAD_LENGTH_64:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            f"Received frame with invalid 64-bit payload length {length} (RFC "
+            "6455 5.2: minimal encoding, most significant bit 0)",
+        )
+    if status == HDR_TOO_BIG:
+        return WSProtocolError(
+            WSCloseCode.MESSAGE_TOO_BIG,
+            "Received frame with payload size exceeding max allowed size, "
+            f"{length} > {max_frame_size}",
+        )
+    if status == HDR_MASKED:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            "Received masked frame from server (RFC 6455 5.1: a server MUST NOT mask frames)",
+        )
+    if status == HDR_UNMASKED:
+        return WSProtocolError(
+            WSCloseCode.PROTOCOL_ERROR,
+            "Received un-masked frame from client (RFC 6455 5.1: a client MUST mask all frames)",
+        )
+    raise ValueError(f"not a header violation status: {status}")
+
+
+def decode_header(
+    buffer: ReadableBuffer,
+    pos: int,
+    end: int,
+    expect_masked: bool,
+    allow_rsv: bool,
+    max_frame_size: int,
+) -> Optional[tuple[int, int, int]]:
+    """Decode the frame header at ``buffer[pos:end]``.
+
+    Returns ``(first_byte, header_size, payload_length)``, or None while the bytes
+    that fix the payload length have not all arrived.  ``header_size`` counts the
+    masking key, whose bytes need not be there yet (nothing is checked in them): the
+    whole frame is buffered once ``end - pos >= header_size + payload_length``.
+
+    Raises :class:`WSProtocolError` for the first rule the header breaks.
+    ``expect_masked`` is True on the server side (5.1), ``allow_rsv`` when an
+    extension was negotiated (5.2), and data frames longer than ``max_frame_size``
+    are refused on the announced length, before their payload arrives.
+    """
+    available = end - pos
+    if available < 2:
+        return None
+
+    first = buffer[pos]
+    second = buffer[pos + 1]
+    opcode = first & OPCODE_BITS
+    if _OPCODE_NAMES[opcode] is None:
+        raise header_error(HDR_BAD_OPCODE, first, 0, max_frame_size)
+    # 5.2 RSV1-3: "MUST be 0 unless an extension is negotiated that defines meanings
+    # for non-zero values"; no extension defines them for control frames.
+    if first & RSV_BITS and (opcode >= 8 or not allow_rsv):
+        raise header_error(HDR_BAD_RSV, first, 0, max_frame_size)
+
+    length = second & LENGTH_BITS
+    header_size = 2
+    if opcode >= 8:
+        # 5.5: control frames "MUST NOT be fragmented" and carry <= 125 bytes.
+        if not first & FIN_BIT:
+            raise header_error(HDR_FRAGMENTED_CONTROL, first, length, max_frame_size)
+        if length > MAX_CONTROL_PAYLOAD:
+            raise header_error(HDR_CONTROL_TOO_LONG, first, length, max_frame_size)
+    elif length == LENGTH_16:
+        if available < 4:
+            return None
+        length = _UNPACK_16(buffer, pos + 2)[0]
+        header_size = 4
+        if length <= MAX_LENGTH_7:
+            # 5.2: "the minimal number of bytes MUST be used to encode the length"
+            raise header_error(HDR_BAD_LENGTH_16, first, length, max_frame_size)
+    elif length == LENGTH_64:
+        if available < 10:
+            return None
+        length = _UNPACK_64(buffer, pos + 2)[0]
+        header_size = 10
+        if length <= MAX_LENGTH_16 or length > MAX_LENGTH_64:
+            raise header_error(HDR_BAD_LENGTH_64, first, length, max_frame_size)
+    if length > max_frame_size and opcode < 8:
+        # Checked on the announced length, before the payload arrives.
+        raise header_error(HDR_TOO_BIG, first, length, max_frame_size)
+
+    # 5.1: "a client MUST mask all frames that it sends to the server" and "a server
+    # MUST NOT mask any frames that it sends to the client".
+    if second & MASK_BIT:
+        if not expect_masked:
+            raise header_error(HDR_MASKED, first, length, max_frame_size)
+        header_size += 4
+    elif expect_masked:
+        raise header_error(HDR_UNMASKED, first, length, max_frame_size)
+    return first, header_size, length
+
+
+def decode_headers(
+    buffer: ReadableBuffer,
+    pos: int,
+    end: int,
+    expect_masked: bool,
+    allow_rsv: bool,
+    max_frame_size: int,
+    max_frames: int = BATCH_FRAMES,
+) -> list[int]:
+    """Decode the headers of up to ``max_frames`` *complete* frames from ``pos`` on.
+
+    Returns a flat list: ``first_byte, header_size, payload_length`` for each complete
+    frame in order, then one more item that says why decoding stopped at the byte
+    after the last of them:
+
+    * ``needed > 0``: a frame starts there whose header is decoded; it is ``needed``
+      bytes long (header and payload) and not all of it has arrived;
+    * ``0``: the header there is incomplete (or there are no bytes at all);
+    * ``-1``: decode again from there: ``max_frames`` was reached, or the header
+      there breaks a rule and the frames before it come first.
+
+    A violation in the *first* header raises :class:`WSProtocolError` exactly as
+    :func:`decode_header` does; a later one ends the batch, so that the next call,
+    made after the frames before it were handled, raises it.
+    """
+    out: list[int] = []
+    for _ in range(max_frames):
+        try:
+            header = decode_header(buffer, pos, end, expect_masked, allow_rsv, max_frame_size)
+        except WSProtocolError:
+            if not out:
+                raise
+            out.append(-1)
+            return out
+        if header is None:
+            out.append(0)
+            return out
+        frame_size = header[1] + header[2]
+        if frame_size > end - pos:
+            out.append(frame_size)
+            return out
+        out += header
+        pos += frame_size
+    out.append(-1)
+    return out
