@@ -24,6 +24,7 @@ try:
 except ImportError:  # PyPy, Windows
     uvloop = None  # type: ignore[assignment]
 
+
 def pytest_report_header(config: pytest.Config) -> str:
     return (
         f"picows backend: {picows.BACKEND}; interpreter: {sys.implementation.name}; "
