@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from picows import _header as header_module
 from picows import _mask as pure
 
 _accel: Optional[ModuleType]
@@ -139,8 +140,11 @@ def test_backend_info(accel: ModuleType) -> None:
         "BACKEND_INFO",
         "apply_mask",
         "apply_mask_inplace",
+        "bind_unmask",
         "decode_header",
         "decode_headers",
+        "encode_masked_frame",
+        "mask_into",
     }
 
 
@@ -153,6 +157,9 @@ def test_backend_picks_the_extension(accel: ModuleType) -> None:
         assert _backend.BACKEND == "cffi"
         assert _backend.apply_mask is accel.apply_mask
         assert _backend.apply_mask_inplace is accel.apply_mask_inplace
+        assert _backend.mask_into is accel.mask_into
+        assert _backend.bind_unmask is accel.bind_unmask
+        assert _backend.encode_masked_frame is accel.encode_masked_frame
 
 
 def test_every_length_up_to_4096(accel: ModuleType) -> None:
@@ -399,3 +406,139 @@ def test_inplace_keeps_the_buffer_resizable(accel: ModuleType) -> None:
     buf += b"more"
     del buf[:10]
     assert len(buf) == 94
+
+
+# --- mask_into ------------------------------------------------------------------
+
+
+@FAST
+@given(
+    data=st.binary(max_size=5000),
+    key=keys,
+    dst_start=st.integers(0, 40),
+    spare=st.integers(0, 40),
+    shape=st.sampled_from(SHAPES),
+)
+def test_mask_into_matches_pure(
+    accel: ModuleType,
+    data: bytes,
+    key: bytes,
+    dst_start: int,
+    spare: int,
+    shape: Callable[[bytes], Buffer],
+) -> None:
+    payload = shape(data)
+    expected = bytearray(b"\xee" * (dst_start + len(data) + spare))
+    got = bytearray(expected)
+    pure.mask_into(expected, dst_start, payload, key)
+    accel.mask_into(got, dst_start, payload, key)
+    assert got == expected
+    assert got[dst_start : dst_start + len(data)] == cycle_mask(data, key)
+    assert got[:dst_start] == b"\xee" * dst_start  # nothing written outside the range
+    assert got[dst_start + len(data) :] == b"\xee" * spare
+
+
+@pytest.mark.parametrize("dst_start", [-1, 3, 100])
+def test_mask_into_out_of_range_raises_like_pure(accel: ModuleType, dst_start: int) -> None:
+    both: tuple[Callable[..., None], ...] = (pure.mask_into, accel.mask_into)
+    for fn in both:
+        dst = bytearray(10)
+        with pytest.raises(ValueError, match="do not fit a buffer of length 10"):
+            fn(dst, dst_start, b"payload!", RFC_KEY)
+        assert dst == bytearray(10)
+
+
+def test_mask_into_needs_a_bytearray_and_a_4_byte_key(accel: ModuleType) -> None:
+    both: tuple[Callable[..., None], ...] = (pure.mask_into, accel.mask_into)
+    for fn in both:
+        with pytest.raises(TypeError, match="dst must be a bytearray"):
+            fn(memoryview(bytearray(10)), 0, b"abc", RFC_KEY)
+        with pytest.raises(ValueError, match="masking key must be 4 bytes"):
+            fn(bytearray(10), 0, b"abc", b"abc")
+
+
+# --- bind_unmask: a received frame unmasked where it lies -------------------------
+
+
+@FAST
+@given(
+    prefix=st.binary(max_size=20),
+    key=keys,
+    payload=st.binary(max_size=3000),
+    suffix=st.binary(max_size=20),
+)
+def test_bind_unmask_matches_pure(
+    accel: ModuleType, prefix: bytes, key: bytes, payload: bytes, suffix: bytes
+) -> None:
+    # A buffer laid out like a received frame: ..., key, masked payload, more bytes.
+    data = prefix + key + cycle_mask(payload, key) + suffix
+    start = len(prefix) + 4
+    expected, got = bytearray(data), bytearray(data)
+    pure.bind_unmask(expected)(start, start + len(payload))
+    accel.bind_unmask(got)(start, start + len(payload))
+    assert got == expected == bytearray(prefix + key + payload + suffix)
+
+
+@pytest.mark.parametrize(("start", "end"), [(3, 5), (0, 0), (6, 5), (4, 11), (-1, 2)])
+def test_bind_unmask_out_of_range_raises_like_pure(accel: ModuleType, start: int, end: int) -> None:
+    for bind in (pure.bind_unmask, accel.bind_unmask):
+        buf = bytearray(b"keys-payload"[:10])
+        with pytest.raises(ValueError, match="needs a key before it inside a buffer of length 10"):
+            bind(buf)(start, end)
+        assert buf == bytearray(b"keys-payload"[:10])
+
+
+def test_bind_unmask_needs_a_bytearray(accel: ModuleType) -> None:
+    for bind in (pure.bind_unmask, accel.bind_unmask):
+        with pytest.raises(TypeError, match="buffer must be a bytearray"):
+            bind(memoryview(bytearray(8)))  # type: ignore[arg-type]
+
+
+# --- encode_masked_frame: the client's send path ----------------------------------
+
+
+@FAST
+@given(
+    first=st.integers(0, 255),
+    payload=st.one_of(
+        st.binary(max_size=300),
+        st.integers(65530, 65540).map(lambda n: bytes(range(256)) * (n // 256) + b"z" * (n % 256)),
+    ),
+    key=keys,
+    shape=st.sampled_from(SHAPES),
+)
+def test_encode_masked_frame_matches_pure(
+    accel: ModuleType, first: int, payload: bytes, key: bytes, shape: Callable[[bytes], Buffer]
+) -> None:
+    expected = header_module.encode_masked_frame(first, shape(payload), key)
+    got = accel.encode_masked_frame(first, shape(payload), key)
+    assert got == expected
+    # And what a reader of RFC 6455 5.2 expects, independently of both.
+    n = len(payload)
+    if n <= 125:
+        length = bytes([0x80 | n])
+    elif n <= 0xFFFF:
+        length = bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        length = bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    assert got == bytes([first]) + length + key + cycle_mask(payload, key)
+
+
+def test_encode_masked_frame_length_forms_at_the_limits(accel: ModuleType) -> None:
+    # 125 -> 7-bit, 126 and 65535 -> 16-bit, 65536 and up -> 64-bit length (5.2).
+    for size, header_size in ((125, 6), (126, 8), (65535, 8), (65536, 14), (300_001, 14)):
+        data = bytes(range(256)) * (size // 256) + b"!" * (size % 256)
+        frame = accel.encode_masked_frame(0x82, data, RFC_KEY)
+        assert len(frame) == header_size + size
+        assert frame == header_module.encode_masked_frame(0x82, data, RFC_KEY)
+
+
+@pytest.mark.parametrize(("first", "key"), [(256, RFC_KEY), (-1, RFC_KEY), (0x81, b"abc")])
+def test_encode_masked_frame_bad_input_raises_like_pure(
+    accel: ModuleType, first: int, key: bytes
+) -> None:
+    with pytest.raises(ValueError) as from_pure:
+        header_module.encode_masked_frame(first, b"data", key)
+    with pytest.raises(ValueError) as from_accel:
+        accel.encode_masked_frame(first, b"data", key)
+    assert str(from_accel.value) == str(from_pure.value)

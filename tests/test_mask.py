@@ -43,9 +43,11 @@ def test_choice_per_interpreter() -> None:
     if platform.python_implementation() == "PyPy":
         assert _mask.apply_mask is _mask.apply_mask_loop
         assert _mask.apply_mask_inplace is _mask.apply_mask_inplace_loop
+        assert _mask.mask_into is _mask.mask_into_loop
     else:
         assert _mask.apply_mask is _mask.apply_mask_wide
         assert _mask.apply_mask_inplace is _mask.apply_mask_inplace_wide
+        assert _mask.mask_into is _mask.mask_into_wide
 
 
 def test_rfc6455_example() -> None:
@@ -124,3 +126,21 @@ def test_bad_keys_fail_alike(key: bytes) -> None:
                 outcomes.append(str(exc))
         assert outcomes[0] == outcomes[1]
         assert buf_wide == buf_loop
+
+
+@FAST
+@given(
+    data=st.binary(max_size=5000),
+    key=st.binary(min_size=4, max_size=4),
+    dst_start=st.integers(0, 20),
+    spare=st.integers(0, 20),
+    shape=st.sampled_from(sorted(SHAPES)),
+)
+def test_mask_into_variants_agree(
+    data: bytes, key: bytes, dst_start: int, spare: int, shape: str
+) -> None:
+    expected = b"\xee" * dst_start + cycle_mask(data, key) + b"\xee" * spare
+    for mask_into in (_mask.mask_into_wide, _mask.mask_into_loop):
+        dst = bytearray(b"\xee" * (dst_start + len(data) + spare))
+        mask_into(dst, dst_start, SHAPES[shape](data), key)
+        assert dst == expected

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 import picows
+from conftest import CollectingListener, EchoListener, serve_picows
 from picows import WSCloseCode, WSCloseInfo, WSMsgType, WSProtocolError
 from rawpeer import Harness, RawPeer, RecordingListener, unmask
 
@@ -307,6 +308,73 @@ async def test_sends_after_disconnect_are_noops(harness: Harness, side: str, que
     assert not t.is_close_frame_sent
     expected = [(2, big)] if big else []
     assert [(f.opcode, f.payload) for f in frames] == [*expected, (1, b"before")]
+
+
+# -- big frames: built in a send buffer the transport reuses --------------------------
+
+
+def _big_payloads() -> list[Any]:
+    """Frames of 64 KiB and more with distinct contents, shrinking and growing, in
+    every payload type, so that a reused buffer is also written partly."""
+    sizes = [65536, 300_000, 70_000, 65_536 + 7, 1 << 20, 200_000]
+    makers: list[Callable[[bytes], Any]] = [bytes, bytearray, memoryview]
+    return [
+        makers[i % 3](bytes((i * 37 + j) % 251 for j in range(251)) * (size // 251 + 1))[:size]
+        for i, size in enumerate(sizes)
+    ]
+
+
+@pytest.mark.parametrize("side", SIDES)
+async def test_big_frames_back_to_back_arrive_intact(harness: Harness, side: str) -> None:
+    # A small kernel buffer: asyncio (or uvloop) still holds most of each frame when
+    # the next send() comes, so those sends must not write into a buffer it holds.
+    pair = await harness.open(side)
+    t = pair.transport
+    t.underlying_transport.get_extra_info("socket").setsockopt(
+        socket.SOL_SOCKET, socket.SO_SNDBUF, 8192
+    )
+    payloads = _big_payloads()
+    for payload in payloads:
+        t.send(WSMsgType.BINARY, payload)
+    assert t.underlying_transport.get_write_buffer_size() > 0
+    frames = await assert_receives_only(pair.peer, t)
+    assert [f.payload for f in frames] == [bytes(p) for p in payloads]
+    assert all(f.masked == (side == "client") for f in frames)
+
+
+@pytest.mark.parametrize("side", SIDES)
+async def test_big_frames_one_at_a_time_arrive_intact(harness: Harness, side: str) -> None:
+    # Each frame is read before the next is sent: the transport is drained every time,
+    # so each send reuses the buffer of the previous one, bigger or smaller.
+    pair = await harness.open(side)
+    for payload in _big_payloads():
+        pair.transport.send(WSMsgType.BINARY, payload)
+        frame = await pair.peer.read_frame()
+        assert frame.payload == bytes(payload)
+    pair.transport.send(WSMsgType.TEXT, "small after big")
+    assert (await pair.peer.read_frame()).payload == b"small after big"
+
+
+async def test_big_frames_over_tls_in_both_directions(net_mode: Any) -> None:
+    # A picows echo server and a picows client, over TCP and TLS: TLS transports keep
+    # what they have not encrypted yet, and the echo sends views of the read buffer.
+
+    payloads = _big_payloads()
+    async with serve_picows(lambda request: EchoListener(), net_mode) as (_, url):
+        transport, listener = await picows.ws_connect(
+            CollectingListener, url, **net_mode.client_kwargs
+        )
+        try:
+            for payload in payloads:  # all in flight at once
+                transport.send(WSMsgType.BINARY, payload)
+            for payload in payloads:
+                assert await listener.next(timeout=10) == (WSMsgType.BINARY, bytes(payload), 1)
+            for payload in payloads:  # and one at a time
+                transport.send(WSMsgType.BINARY, payload)
+                assert await listener.next(timeout=10) == (WSMsgType.BINARY, bytes(payload), 1)
+        finally:
+            transport.disconnect()
+            await asyncio.wait_for(transport.wait_disconnected(), 5)
 
 
 # -- send_reuse_external_bytearray() ---------------------------------------------------

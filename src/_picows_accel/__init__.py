@@ -25,7 +25,16 @@ from ._cffi import ffi, lib
 if TYPE_CHECKING:
     from cffi import FFI
 
-__all__ = ["BACKEND_INFO", "apply_mask", "apply_mask_inplace", "decode_header", "decode_headers"]
+__all__ = [
+    "BACKEND_INFO",
+    "apply_mask",
+    "apply_mask_inplace",
+    "bind_unmask",
+    "decode_header",
+    "decode_headers",
+    "encode_masked_frame",
+    "mask_into",
+]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
 WritableBuffer = Union[bytearray, memoryview]
@@ -125,6 +134,62 @@ def apply_mask_inplace(
     view = _from_buffer(buf)
     ptr = view + start
     _mask(ptr, ptr, end - start, key, key_offset & 3)
+
+
+def mask_into(dst: bytearray, dst_start: int, data: ReadableBuffer, key: bytes) -> None:
+    """Write ``data`` XOR-ed with ``key`` into ``dst`` from ``dst_start`` on.
+
+    One pass over the payload: the client send path builds a whole frame this way
+    (copy and mask together), instead of copying first and masking in place.
+    ``data`` must not overlap ``dst``.
+    """
+    if type(data) is bytes:
+        size = len(data)
+        src: object = data  # bytes go straight to C
+    elif isinstance(data, memoryview) and not data.c_contiguous:
+        src = data = data.tobytes()
+        size = len(data)
+    else:
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        src = _from_buffer(data)
+    if type(dst) is not bytearray:
+        raise TypeError(f"dst must be a bytearray, not {type(dst).__name__}")
+    if not 0 <= dst_start <= len(dst) - size:
+        raise ValueError(
+            f"{size} bytes from offset {dst_start} do not fit a buffer of length {len(dst)}"
+        )
+    if type(key) is not bytes or len(key) != 4:
+        key = _key_bytes(key)
+    if size:
+        _mask(src, _from_buffer(dst) + dst_start, size, key, 0)
+
+
+_unmask = lib.picows_unmask
+
+
+def bind_unmask(buffer: bytearray) -> Callable[[int, int], None]:
+    """``unmask(start, end)`` for ``buffer``: XOR ``buffer[start:end]`` in place with
+    the masking key in the 4 bytes before ``start``, where a received frame has it.
+
+    The pointer into ``buffer`` is taken once, here, instead of per frame: that and
+    C reading the key itself save about 0.5 us per received frame on CPython
+    (``ffi.from_buffer`` and a key slice cost ~0.18 us each).  The pointer pins the
+    buffer's size: FrameReader replaces its buffer instead of resizing it.
+    """
+    if type(buffer) is not bytearray:
+        raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
+    pointer = _from_buffer(buffer)
+    size = len(buffer)
+
+    def unmask(start: int, end: int) -> None:
+        if not 4 <= start <= end <= size:
+            raise ValueError(
+                f"unmask range [{start}:{end}] needs a key before it inside a buffer "
+                f"of length {size}"
+            )
+        _unmask(pointer, start, end)
+
+    return unmask
 
 
 # --- frame headers (RFC 6455 5.2, 5.5): header.c, twin of picows/_header.py ---------
@@ -265,3 +330,39 @@ def decode_headers(
     if len(out) == _MANY_SIZE:
         _many_pool.append((out, ptr))
     return result
+
+
+_encode_masked = lib.picows_encode_masked_frame
+
+
+def encode_masked_frame(first: int, payload: ReadableBuffer, mask_key: bytes) -> bytes:
+    """A whole client frame: header, key, and the payload masked with it (5.3).
+
+    One C call writes header and masked payload into a reused scratch buffer, and
+    one copy makes the bytes to send: no bytearray, no ``from_buffer`` of it, no
+    Python-level header.  A 256-byte frame costs ~0.5 us instead of ~2.5 us.
+    """
+    if not 0 <= first <= 0xFF:
+        raise ValueError(f"byte 0 of a header must be in 0..255, got {first}")
+    if type(mask_key) is not bytes or len(mask_key) != 4:
+        mask_key = _key_bytes(mask_key)
+    src: object = payload
+    if type(payload) is bytes:
+        size = len(payload)
+    elif isinstance(payload, memoryview) and not payload.c_contiguous:
+        src = payload = payload.tobytes()
+        size = len(payload)
+    else:
+        size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+        src = _from_buffer(payload)
+    try:
+        scratch = _scratch_pool.pop()
+    except IndexError:
+        scratch = None
+    needed = size + 14  # the longest header: 2 + 8 length bytes + 4 key bytes
+    if scratch is None or len(scratch) < needed:
+        scratch = _new_scratch("char[]", (needed + _SCRATCH_MIN - 1) & -_SCRATCH_MIN)
+    frame = _unpack(scratch, _encode_masked(scratch, first, src, size, mask_key))
+    if len(scratch) <= _SCRATCH_KEEP and not _scratch_pool:
+        _scratch_pool.append(scratch)
+    return frame

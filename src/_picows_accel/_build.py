@@ -29,6 +29,7 @@ def _path(name: str, root: Optional[str]) -> str:
 CDEF = """
 void picows_mask(const uint8_t *src, uint8_t *dst, size_t n,
                  const uint8_t key[4], unsigned key_offset);
+void picows_unmask(uint8_t *buf, size_t start, size_t end);
 const char *picows_build_info(void);
 
 #define PICOWS_HDR_OK ...
@@ -49,6 +50,8 @@ int picows_decode_header(const uint8_t *buf, size_t avail, int expect_masked,
 size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked,
                              int allow_rsv, int64_t max_frame_size, size_t max_frames,
                              uint64_t *out);
+size_t picows_encode_masked_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
+                                  size_t n, const uint8_t key[4]);
 """
 
 C_SOURCE = '#include "mask.h"\n#include "header.h"\n'

@@ -13,7 +13,10 @@
  * the same order, so a violation is reported as soon as the bytes that prove it
  * are there, exactly as the Python version does.  Portable C99.
  */
+#include <string.h>
+
 #include "header.h"
+#include "mask.h"
 
 #define FIN_BIT 0x80u
 #define RSV_BITS 0x70u
@@ -144,4 +147,30 @@ size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked
     stop[2] = header[1];
     stop[3] = header[2];
     return n;
+}
+
+/* ---- encoding: the client's frames, twin of encode_masked_frame() in _header.py ---- */
+
+size_t picows_encode_masked_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
+                                  size_t n, const uint8_t key[4])
+{
+    size_t h = 0;
+    int shift;
+
+    dst[h++] = first_byte;
+    if (n <= MAX_LENGTH_7) {
+        dst[h++] = (uint8_t)(MASK_BIT | n);
+    } else if (n <= MAX_LENGTH_16) {
+        dst[h++] = (uint8_t)(MASK_BIT | LENGTH_16);
+        dst[h++] = (uint8_t)(n >> 8);
+        dst[h++] = (uint8_t)n;
+    } else {
+        dst[h++] = (uint8_t)(MASK_BIT | LENGTH_64);
+        for (shift = 56; shift >= 0; shift -= 8)
+            dst[h++] = (uint8_t)((uint64_t)n >> shift);
+    }
+    memcpy(dst + h, key, 4);
+    h += 4;
+    picows_mask(payload, dst + h, n, key, 0);
+    return h + n;
 }

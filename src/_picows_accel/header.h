@@ -40,4 +40,11 @@ size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked
                              int allow_rsv, int64_t max_frame_size, size_t max_frames,
                              uint64_t *out);
 
+/* Encode a whole masked frame (5.2, 5.3) into dst: byte 0 as given, then MASK and
+   the payload length in its shortest form, the 4-byte key, and the n payload
+   bytes XOR-ed with it.  n must be below 2**63 and dst must hold n + 14 bytes.
+   Returns the frame's size. */
+size_t picows_encode_masked_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
+                                  size_t n, const uint8_t key[4]);
+
 #endif /* PICOWS_HEADER_H */

@@ -87,6 +87,14 @@ void picows_mask(const uint8_t *src, uint8_t *dst, size_t n,
         mask_copy(src, dst, n, k);
 }
 
+void picows_unmask(uint8_t *buf, size_t start, size_t end)
+{
+    uint8_t key[4];
+
+    memcpy(key, buf + start - 4, 4); /* a copy: the key bytes are not XOR-ed */
+    picows_mask(buf + start, buf + start, end - start, key, 0);
+}
+
 /* ---- build description, for _picows_accel.BACKEND_INFO ---- */
 
 #define PICOWS_STR2(x) #x

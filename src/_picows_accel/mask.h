@@ -11,6 +11,11 @@
 void picows_mask(const uint8_t *src, uint8_t *dst, size_t n,
                  const uint8_t key[4], unsigned key_offset);
 
+/* Unmask a received frame where it lies: XOR buf[start:end] with the 4-byte key
+   at buf[start - 4 : start] (RFC 6455 5.2: the masking key directly precedes the
+   payload).  The caller guarantees 4 <= start <= end <= the buffer's size. */
+void picows_unmask(uint8_t *buf, size_t start, size_t end);
+
 /* Static, human-readable description of the compiler and flags used. */
 const char *picows_build_info(void);
 

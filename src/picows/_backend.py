@@ -25,8 +25,11 @@ __all__ = [
     "BATCH_MIN_FRAMES",
     "apply_mask",
     "apply_mask_inplace",
+    "bind_unmask",
     "decode_header",
     "decode_headers",
+    "encode_masked_frame",
+    "mask_into",
 ]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
@@ -44,6 +47,9 @@ def _env_flag(name: str) -> bool:
 
 apply_mask = _mask.apply_mask
 apply_mask_inplace = _mask.apply_mask_inplace
+mask_into = _mask.mask_into
+bind_unmask = _mask.bind_unmask
+encode_masked_frame = _header.encode_masked_frame
 BACKEND = "python"
 #: One header per call (see picows._header): pure Python on every interpreter.
 decode_header: HeaderDecoder = _header.decode_header
@@ -61,7 +67,10 @@ else:
     try:
         from _picows_accel import apply_mask as _c_apply_mask
         from _picows_accel import apply_mask_inplace as _c_apply_mask_inplace
+        from _picows_accel import bind_unmask as _c_bind_unmask
         from _picows_accel import decode_headers as _c_decode_headers
+        from _picows_accel import encode_masked_frame as _c_encode_masked_frame
+        from _picows_accel import mask_into as _c_mask_into
     except ImportError as exc:
         if _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
             raise ImportError(
@@ -71,6 +80,9 @@ else:
     else:
         apply_mask = _c_apply_mask
         apply_mask_inplace = _c_apply_mask_inplace
+        mask_into = _c_mask_into
+        bind_unmask = _c_bind_unmask
+        encode_masked_frame = _c_encode_masked_frame
         BACKEND = "cffi"
         if not _PYPY:
             # CPython: one C call for every header of a read beats a Python decode

@@ -29,25 +29,20 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from . import _backend
-from ._backend import BATCH_MIN_FRAMES, apply_mask, apply_mask_inplace
+from ._backend import BATCH_MIN_FRAMES, bind_unmask, encode_masked_frame
 from ._close import parse_close_payload
 from ._header import (
-    FIN_BIT,
     LENGTH_16,
     LENGTH_64,
     LENGTH_BITS,
     MASK_BIT,
     MAX_HEADER_SIZE,
-    MAX_LENGTH_7,
-    MAX_LENGTH_16,
-    MAX_LENGTH_64,
     OPCODE_BITS,
-    RSV1_BIT,
-    RSV2_BIT,
-    RSV3_BIT,
+    encode_header,
+    first_byte,
 )
 from ._types import WSCloseCode, WSMsgType, decode_utf8
 
@@ -61,12 +56,10 @@ __all__ = [
 ]
 
 # The 5.2 bit-layout constants (FIN_BIT, MASK_BIT, LENGTH_16, ...) live in _header,
-# beside the decoder that checks them; the encoder below uses the same names.
+# beside the header decoder and encoder that use them.
 
 _UNPACK_16 = struct.Struct("!H").unpack_from
 _UNPACK_64 = struct.Struct("!Q").unpack_from
-_PACK_16 = struct.Struct("!BBH").pack
-_PACK_64 = struct.Struct("!BBQ").pack
 
 # Opcode -> WSMsgType member, indexed instead of calling WSMsgType(opcode) on every
 # frame.  The reserved opcodes of 5.2 get pseudo-members, but never reach the
@@ -102,9 +95,9 @@ class WSFrame:
     """
 
     __slots__ = (
-        "_buffer",
         "_reader",
         "_start",
+        "_view",
         "fin",
         "msg_type",
         "payload_size",
@@ -127,7 +120,7 @@ class WSFrame:
     def __init__(
         self,
         reader: FrameReader,
-        buffer: bytearray,
+        view: memoryview,
         msg_type: WSMsgType,
         first_byte: int,
         start: int,
@@ -135,7 +128,7 @@ class WSFrame:
         tail_size: int,
     ) -> None:
         self._reader = reader
-        self._buffer = buffer
+        self._view = view  # of the whole receive buffer
         self._start = start
         self.msg_type = msg_type
         self.fin = first_byte >> 7
@@ -156,21 +149,23 @@ class WSFrame:
     def get_payload_as_memoryview(self) -> memoryview:
         """A read-only, zero-copy view of the payload in the receive buffer."""
         start = self._start
-        return memoryview(self._buffer)[start : start + self.payload_size].toreadonly()
+        # Made read-only per slice: on PyPy, slices of a read-only view of the
+        # whole buffer copy ~1000x slower than slices of a plain view.
+        return self._view[start : start + self.payload_size].toreadonly()
 
     def get_payload_as_bytes(self) -> bytes:
         start = self._start
-        return memoryview(self._buffer)[start : start + self.payload_size].tobytes()
+        return self._view[start : start + self.payload_size].tobytes()
 
     def get_payload_as_utf8_text(self) -> str:
         """Decode the payload as UTF-8; raises UnicodeDecodeError on bad input."""
         start = self._start
-        return decode_utf8(memoryview(self._buffer)[start : start + self.payload_size])
+        return decode_utf8(self._view[start : start + self.payload_size])
 
     def get_payload_as_ascii_text(self) -> str:
         """Decode the payload as 7-bit ASCII; raises UnicodeDecodeError on bad input."""
         start = self._start
-        return str(memoryview(self._buffer)[start : start + self.payload_size], "ascii")
+        return str(self._view[start : start + self.payload_size], "ascii")
 
     def _check_close(self, method: str) -> None:
         if self.msg_type != _CLOSE:
@@ -181,8 +176,8 @@ class WSFrame:
         self._check_close("get_close_code")
         if self.payload_size < 2:
             return WSCloseCode.NO_INFO
-        buffer, start = self._buffer, self._start
-        return WSCloseCode((buffer[start] << 8) | buffer[start + 1])
+        view, start = self._view, self._start
+        return WSCloseCode((view[start] << 8) | view[start + 1])
 
     def get_close_message(self) -> Optional[bytes]:
         """The reason bytes of a CLOSE frame, or None when there are none."""
@@ -190,7 +185,7 @@ class WSFrame:
         if self.payload_size <= 2:
             return None
         start = self._start
-        return bytes(self._buffer[start + 2 : start + self.payload_size])
+        return self._view[start + 2 : start + self.payload_size].tobytes()
 
     def get_close_reason(self) -> Optional[str]:
         """The reason of a CLOSE frame as text, or None when there is none."""
@@ -238,6 +233,8 @@ class FrameReader:
         "_max_frame_size",
         "_needed",
         "_start",
+        "_unmask",
+        "_view",
     )
 
     def __init__(
@@ -254,7 +251,7 @@ class FrameReader:
         self._max_frame_size = max_frame_size
         # 5.2 RSV1-3: "MUST be 0 unless an extension is negotiated".
         self._allow_rsv = allow_rsv
-        self._buffer = bytearray(max(read_buffer_init_size, 2048))
+        self._set_buffer(bytearray(max(read_buffer_init_size, 2048)))
         self._start = 0  # first byte not yet parsed
         self._end = 0  # end of the received bytes
         self._needed = 0  # total size of the incomplete frame at _start, if known
@@ -274,12 +271,22 @@ class FrameReader:
     def buffer_capacity(self) -> int:
         return len(self._buffer)
 
+    def _set_buffer(self, buffer: bytearray) -> None:
+        # Views and the unmasker are made once per buffer, not per read or frame.
+        # They pin the bytearray's size, so a bigger buffer is a new bytearray.
+        self._buffer = buffer
+        self._view = memoryview(buffer)  # the event loop reads into it, frames slice it
+        self._unmask: Callable[[int, int], None] = bind_unmask(buffer)
+
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Free space at the end of the buffer, for the next read to fill."""
-        buffer, start, end = self._buffer, self._start, self._end
+        start, end = self._start, self._end
         if start == end:
             # Everything was consumed: start over at the front (the common case).
-            self._start = self._end = start = end = 0
+            # A slice, never _view itself: the caller may release() what it gets.
+            self._start = self._end = 0
+            return self._view[0:]
+        buffer = self._buffer
         capacity = len(buffer)
         free = capacity - end
         # Grow when the buffer is 90 % full or has 256 bytes or fewer left, or when
@@ -288,9 +295,7 @@ class FrameReader:
         if free < wanted:
             pending = end - start
             if start > 0 and capacity - pending >= wanted + pending:
-                # Move the partial frame to the front.  Same-size slice assignment:
-                # a bytearray with live views (frames kept by mistake, the view the
-                # event loop still holds) cannot be resized, but can be written to.
+                # Move the partial frame to the front (same-size slice assignment).
                 buffer[:pending] = buffer[start:end]
             else:
                 new_capacity = capacity * 2
@@ -298,10 +303,10 @@ class FrameReader:
                     new_capacity *= 2
                 new_buffer = bytearray(new_capacity)
                 new_buffer[:pending] = buffer[start:end]
-                self._buffer = buffer = new_buffer
+                self._set_buffer(new_buffer)
             self._start, self._end = 0, pending
             end = pending
-        return memoryview(buffer)[end:]
+        return self._view[end:]
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were written into the memoryview from :meth:`get_buffer`."""
@@ -402,14 +407,14 @@ class FrameReader:
         frame_end = payload_start + length
         if self._expect_masked and length:
             # 5.3: unmask in place, so the frame is a plain view of the buffer.
-            key = bytes(buffer[payload_start - 4 : payload_start])
-            apply_mask_inplace(buffer, payload_start, frame_end, key)
+            self._unmask(payload_start, frame_end)
         self._start = frame_end
         msg_type = _MSG_TYPES[first & OPCODE_BITS]
+        view = self._view
         if msg_type is _CLOSE:
-            parse_close_payload(memoryview(buffer)[payload_start:frame_end])
+            parse_close_payload(view[payload_start:frame_end])
             self._close_received = True
-        return WSFrame(self, buffer, msg_type, first, payload_start, length, end - frame_end)
+        return WSFrame(self, view, msg_type, first, payload_start, length, end - frame_end)
 
 
 class MaskKeySource:
@@ -447,18 +452,7 @@ def encode_frame_header(
     mask_key: Optional[bytes] = None,
 ) -> bytes:
     """The header of a frame (5.2), with the masking key last when there is one."""
-    first = (FIN_BIT if fin else 0) | (RSV1_BIT if rsv1 else 0) | (RSV2_BIT if rsv2 else 0)
-    first |= (RSV3_BIT if rsv3 else 0) | (opcode & OPCODE_BITS)
-    mask_bit = MASK_BIT if mask_key is not None else 0
-    if length <= MAX_LENGTH_7:
-        header = bytes((first, mask_bit | length))
-    elif length <= MAX_LENGTH_16:
-        header = _PACK_16(first, mask_bit | LENGTH_16, length)
-    elif length <= MAX_LENGTH_64:
-        header = _PACK_64(first, mask_bit | LENGTH_64, length)
-    else:
-        raise ValueError(f"payload of {length} bytes exceeds the 63-bit length limit")
-    return header if mask_key is None else header + mask_key
+    return encode_header(first_byte(opcode, fin, rsv1, rsv2, rsv3), length, mask_key)
 
 
 def encode_frame(
@@ -471,8 +465,8 @@ def encode_frame(
     mask_key: Optional[bytes] = None,
 ) -> bytes:
     """A whole frame: header and payload, masked with ``mask_key`` when given."""
-    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
-    header = encode_frame_header(opcode, size, fin, rsv1, rsv2, rsv3, mask_key)
+    first = first_byte(opcode, fin, rsv1, rsv2, rsv3)
     if mask_key is not None:
-        return header + apply_mask(payload, mask_key)
-    return header + payload
+        return encode_masked_frame(first, payload, mask_key)
+    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+    return encode_header(first, size) + payload

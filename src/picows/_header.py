@@ -1,8 +1,9 @@
-"""Frame header decoding, RFC 6455 sections 5.2 and 5.5: the pure-Python reference.
+"""Frame headers, RFC 6455 sections 5.2 and 5.5: the pure-Python reference.
 
-Sans-I/O: the functions read bytes from a buffer and say what the header holds; they
-never touch a socket, and nothing here imports asyncio.  The optional cffi accelerator
-(``_picows_accel``, ``header.c``) implements the same two functions; the status codes
+Sans-I/O: the functions read bytes from a buffer and say what the header holds, or
+build the bytes of a header; they never touch a socket, and nothing here imports
+asyncio.  The optional cffi accelerator (``_picows_accel``, ``header.c``) implements
+the same decoders and the masked-frame encoder; the status codes
 below are shared with it (``header.h`` must keep the same numbers), and
 :func:`header_error` turns a code into the :class:`WSProtocolError` that both paths
 raise, so the messages live in one place.
@@ -28,6 +29,7 @@ import struct
 from typing import Optional, Union
 
 from ._exceptions import WSProtocolError
+from ._mask import apply_mask
 from ._types import WSCloseCode
 
 __all__ = [
@@ -62,6 +64,9 @@ __all__ = [
     "RSV_BITS",
     "decode_header",
     "decode_headers",
+    "encode_header",
+    "encode_masked_frame",
+    "first_byte",
     "header_error",
 ]
 
@@ -120,6 +125,8 @@ BATCH_FRAMES = 64
 
 _UNPACK_16 = struct.Struct("!H").unpack_from
 _UNPACK_64 = struct.Struct("!Q").unpack_from
+_PACK_16 = struct.Struct("!BBH").pack
+_PACK_64 = struct.Struct("!BBQ").pack
 
 
 def header_error(status: int, first_byte: int, length: int, max_frame_size: int) -> WSProtocolError:
@@ -301,3 +308,40 @@ def decode_headers(
         pos += frame_size
     out.append(-1)
     return out
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+def first_byte(
+    opcode: int, fin: bool = True, rsv1: bool = False, rsv2: bool = False, rsv3: bool = False
+) -> int:
+    """Byte 0 of a header: FIN, RSV1-3 and the opcode (only its low 4 bits count)."""
+    first = (FIN_BIT if fin else 0) | (RSV1_BIT if rsv1 else 0) | (RSV2_BIT if rsv2 else 0)
+    return first | (RSV3_BIT if rsv3 else 0) | (opcode & OPCODE_BITS)
+
+
+def encode_header(first: int, length: int, mask_key: Optional[bytes] = None) -> bytes:
+    """A header with byte 0 ``first`` (0-255), the length in its shortest form (5.2:
+    "the minimal number of bytes MUST be used") and the masking key last, if any."""
+    mask_bit = MASK_BIT if mask_key is not None else 0
+    if length <= MAX_LENGTH_7:
+        header = bytes((first, mask_bit | length))
+    elif length <= MAX_LENGTH_16:
+        header = _PACK_16(first, mask_bit | LENGTH_16, length)
+    elif length <= MAX_LENGTH_64:
+        header = _PACK_64(first, mask_bit | LENGTH_64, length)
+    else:
+        raise ValueError(f"payload of {length} bytes exceeds the 63-bit length limit")
+    return header if mask_key is None else header + mask_key
+
+
+def encode_masked_frame(first: int, payload: ReadableBuffer, mask_key: bytes) -> bytes:
+    """A whole client frame: header, key, and the payload masked with it (5.3).
+
+    The accelerator's version builds it in one C pass; this one is its reference.
+    """
+    if not 0 <= first <= 0xFF:
+        raise ValueError(f"byte 0 of a header must be in 0..255, got {first}")
+    masked = apply_mask(payload, mask_key)  # checks the key
+    return encode_header(first, len(masked), bytes(mask_key)) + masked

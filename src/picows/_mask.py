@@ -17,7 +17,7 @@ the wide tricks at only ~100-190 MB/s (``benchmarks/mask_results.md``).
 from __future__ import annotations
 
 import platform
-from typing import Union
+from typing import Callable, Union
 
 __all__ = [
     "apply_mask",
@@ -26,6 +26,10 @@ __all__ = [
     "apply_mask_inplace_wide",
     "apply_mask_loop",
     "apply_mask_wide",
+    "bind_unmask",
+    "mask_into",
+    "mask_into_loop",
+    "mask_into_wide",
 ]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
@@ -72,6 +76,29 @@ def apply_mask_inplace_wide(
         buf[start:end] = apply_mask_wide(memoryview(buf)[start:end], key, key_offset)
 
 
+def _check_into(dst: bytearray, dst_start: int, data: ReadableBuffer) -> int:
+    """The payload size, after checking that it fits ``dst`` from ``dst_start``."""
+    if type(dst) is not bytearray:
+        raise TypeError(f"dst must be a bytearray, not {type(dst).__name__}")
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if not 0 <= dst_start <= len(dst) - size:
+        raise ValueError(
+            f"{size} bytes from offset {dst_start} do not fit a buffer of length {len(dst)}"
+        )
+    return size
+
+
+def mask_into_wide(dst: bytearray, dst_start: int, data: ReadableBuffer, key: bytes) -> None:
+    """Write ``data`` XOR-ed with ``key`` into ``dst`` from ``dst_start`` on.
+
+    How the send path builds a masked frame in a buffer it reuses.  ``data`` must
+    not overlap ``dst``.
+    """
+    size = _check_into(dst, dst_start, data)
+    masked = apply_mask_wide(data, key)
+    dst[dst_start : dst_start + size] = masked
+
+
 # --- the loop, for PyPy -------------------------------------------------------------
 
 
@@ -113,10 +140,41 @@ def apply_mask_inplace_loop(
             buf[start:end] = apply_mask_loop(memoryview(buf)[start:end], key, key_offset)
 
 
+def mask_into_loop(dst: bytearray, dst_start: int, data: ReadableBuffer, key: bytes) -> None:
+    """Same as :func:`mask_into_wide`: copy, then XOR where the bytes landed."""
+    size = _check_into(dst, dst_start, data)
+    key = _rotated(key, 0)
+    if isinstance(data, memoryview):
+        data = data.cast("B") if data.c_contiguous else data.tobytes()
+    dst[dst_start : dst_start + size] = data
+    _xor_loop(dst, dst_start, dst_start + size, key)
+
+
+def bind_unmask(buffer: bytearray) -> Callable[[int, int], None]:
+    """``unmask(start, end)`` for ``buffer``: XOR ``buffer[start:end]`` in place with
+    the masking key in the 4 bytes before ``start``, where a received frame has it
+    (5.2: the key directly precedes the payload)."""
+    if type(buffer) is not bytearray:
+        raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
+    size = len(buffer)
+
+    def unmask(start: int, end: int) -> None:
+        if not 4 <= start <= end <= size:
+            raise ValueError(
+                f"unmask range [{start}:{end}] needs a key before it inside a buffer "
+                f"of length {size}"
+            )
+        apply_mask_inplace(buffer, start, end, bytes(buffer[start - 4 : start]))
+
+    return unmask
+
+
 # Chosen once, at import (tests/test_accel.py checks that both give the same bytes).
 if platform.python_implementation() == "PyPy":
     apply_mask = apply_mask_loop
     apply_mask_inplace = apply_mask_inplace_loop
+    mask_into = mask_into_loop
 else:
     apply_mask = apply_mask_wide
     apply_mask_inplace = apply_mask_inplace_wide
+    mask_into = mask_into_wide

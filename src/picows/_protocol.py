@@ -484,6 +484,10 @@ class WSProtocol(asyncio.BufferedProtocol):
                 on_ws_frame(transport, frame)
             except Exception as exc:
                 self._listener_failed(exc, "on_ws_frame")
+            if not frame.tail_size:
+                # Nothing else buffered: spare the next_frame() call that says so
+                # (most reads hold exactly one frame).
+                return
 
     def _is_awaited_pong(self, listener: WSListener, frame: WSFrame) -> bool:
         try:

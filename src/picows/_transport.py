@@ -13,13 +13,10 @@ import threading
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._backend import apply_mask_inplace
+from ._backend import apply_mask_inplace, encode_masked_frame, mask_into
 from ._close import WSCloseHandshake, WSCloseInfo, build_close_payload
-from ._frames import (
-    MAX_HEADER_SIZE,
-    MaskKeySource,
-    encode_frame_header,
-)
+from ._frames import MaskKeySource
+from ._header import FIN_BIT, MAX_HEADER_SIZE, OPCODE_BITS, encode_header, first_byte
 from ._http import WSUpgradeRequest, WSUpgradeResponse
 from ._types import PICOWS_DEBUG_LL, WSCloseCode, WSMsgType
 
@@ -34,7 +31,18 @@ Message = Union[str, bytes, bytearray, memoryview, None]
 # when the payload is immutable (bytes) and needs no mask.
 _JOIN_LIMIT = 8192
 
+# Frames at least this big are built in a send buffer that the transport keeps and
+# reuses, instead of a new object per send.  A fresh megabyte comes from mmap() or
+# a trimmed heap: its first touch page-faults every 4 KiB, which made 1 MiB echoes
+# run at 0.48 of the raw ceiling; reused (warm) memory brought them to 0.97
+# (benchmarks/README.md).  Smaller frames are cheap to allocate.
+_SEND_BUFFER_MIN = 65536
+
 _CLOSE = WSMsgType.CLOSE
+# Byte 0 of control frames: always FIN (5.5), no RSV bits.
+_PING_FIRST = first_byte(WSMsgType.PING)
+_PONG_FIRST = first_byte(WSMsgType.PONG)
+_CLOSE_FIRST = first_byte(WSMsgType.CLOSE)
 
 
 def _as_payload(message: Any) -> Union[bytes, bytearray, memoryview]:
@@ -72,8 +80,11 @@ class WSTransport:
         "_loop",
         "_mask_keys",
         "_protocol",
+        "_send_buffer",
+        "_send_buffer_lent",
         "_thread_id",
         "_write",
+        "_write_buffer_size",
         "close_handshake",
         "is_client_side",
         "is_close_frame_sent",
@@ -107,6 +118,11 @@ class WSTransport:
         self.underlying_transport = underlying_transport
         self._write = underlying_transport.write
         self._is_closing = underlying_transport.is_closing
+        self._write_buffer_size = underlying_transport.get_write_buffer_size
+        # The reusable buffer for big frames (_SEND_BUFFER_MIN), and whether the
+        # asyncio transport may still hold a reference into it.
+        self._send_buffer: Optional[bytearray] = None
+        self._send_buffer_lent = False
         self.request = request
         self.response = response
         self.is_client_side = is_client_side
@@ -149,35 +165,52 @@ class WSTransport:
                 PICOWS_DEBUG_LL, "%s ignored: CLOSE already sent or disconnected", what
             )
 
-    def _send_frame(
-        self,
-        opcode: int,
-        payload: Union[bytes, bytearray, memoryview],
-        fin: bool = True,
-        rsv1: bool = False,
-        rsv2: bool = False,
-        rsv3: bool = False,
-    ) -> None:
+    def _send_frame(self, first: int, payload: Union[bytes, bytearray, memoryview]) -> None:
+        """Send one frame whose header starts with byte ``first`` (FIN, RSV, opcode)."""
         size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
         mask_keys = self._mask_keys
-        if mask_keys is not None:
-            # One buffer holds header and payload; the payload is masked in place
-            # there, so the user's message is copied exactly once.
-            key = mask_keys.next_key()
-            header = encode_frame_header(opcode, size, fin, rsv1, rsv2, rsv3, key)
-            header_size = len(header)
-            frame = bytearray(header_size + size)
-            frame[:header_size] = header
-            frame[header_size:] = payload
-            apply_mask_inplace(frame, header_size, header_size + size, key)
-            self._write(frame)
-            return
-        header = encode_frame_header(opcode, size, fin, rsv1, rsv2, rsv3)
-        if size >= _JOIN_LIMIT and isinstance(payload, bytes):
+        if size >= _SEND_BUFFER_MIN:
+            key = mask_keys.next_key() if mask_keys is not None else None
+            self._send_in_buffer(encode_header(first, size, key), payload, size, key)
+        elif mask_keys is not None:
+            # 5.3: the client masks every frame with a fresh key.
+            self._write(encode_masked_frame(first, payload, mask_keys.next_key()))
+        elif size >= _JOIN_LIMIT and isinstance(payload, bytes):
             # Immutable payload: asyncio may keep a reference instead of a copy.
-            self.underlying_transport.writelines((header, payload))
+            self.underlying_transport.writelines((encode_header(first, size), payload))
         else:
-            self._write(header + payload)
+            self._write(encode_header(first, size) + payload)
+
+    def _send_in_buffer(
+        self,
+        header: bytes,
+        payload: Union[bytes, bytearray, memoryview],
+        size: int,
+        key: Optional[bytes],
+    ) -> None:
+        """Write a big frame from the reusable send buffer.
+
+        asyncio (3.12+), uvloop and TLS transports keep a reference to what they
+        could not send at once, so the buffer is reused only once the transport
+        has nothing pending: until then each frame gets a fresh buffer, which
+        becomes the one kept.
+        """
+        header_size = len(header)
+        frame_size = header_size + size
+        frame = self._send_buffer
+        if (
+            frame is None
+            or len(frame) < frame_size
+            or (self._send_buffer_lent and self._write_buffer_size())
+        ):
+            self._send_buffer = frame = bytearray(frame_size)
+        frame[:header_size] = header
+        if key is not None:
+            mask_into(frame, header_size, payload, key)
+        else:
+            frame[header_size:frame_size] = payload
+        self._write(frame if len(frame) == frame_size else memoryview(frame)[:frame_size])
+        self._send_buffer_lent = self._write_buffer_size() > 0
 
     def send(
         self,
@@ -203,7 +236,11 @@ class WSTransport:
             self._log_ignored("send")
             return
         payload = message if type(message) is bytes else _as_payload(message)
-        self._send_frame(msg_type, payload, fin, rsv1, rsv2, rsv3)
+        if rsv1 or rsv2 or rsv3:
+            first = first_byte(msg_type, fin, rsv1, rsv2, rsv3)
+        else:
+            first = (FIN_BIT | (msg_type & OPCODE_BITS)) if fin else msg_type & OPCODE_BITS
+        self._send_frame(first, payload)
 
     def send_reuse_external_bytearray(
         self,
@@ -239,7 +276,7 @@ class WSTransport:
             return
         size = len(buffer) - msg_offset
         key = self._mask_keys.next_key() if self._mask_keys is not None else None
-        header = encode_frame_header(msg_type, size, fin, rsv1, rsv2, rsv3, key)
+        header = encode_header(first_byte(msg_type, fin, rsv1, rsv2, rsv3), size, key)
         frame_start = msg_offset - len(header)
         buffer[frame_start:msg_offset] = header
         if key is not None:
@@ -250,13 +287,13 @@ class WSTransport:
         """Send a PING control frame (5.5.2)."""
         self._check_thread("send_ping")
         if self._can_send("send_ping"):
-            self._send_frame(WSMsgType.PING, _as_payload(message))
+            self._send_frame(_PING_FIRST, _as_payload(message))
 
     def send_pong(self, message: Message = None) -> None:
         """Send a PONG control frame (5.5.3)."""
         self._check_thread("send_pong")
         if self._can_send("send_pong"):
-            self._send_frame(WSMsgType.PONG, _as_payload(message))
+            self._send_frame(_PONG_FIRST, _as_payload(message))
 
     def send_close(
         self,
@@ -272,7 +309,7 @@ class WSTransport:
         if not self._can_send("send_close"):
             return
         payload = build_close_payload(close_code, close_message)
-        self._send_frame(WSMsgType.CLOSE, payload)
+        self._send_frame(_CLOSE_FIRST, payload)
         self.is_close_frame_sent = True
         reason = str(payload[2:], "utf-8", "replace")
         sent = WSCloseInfo(WSCloseCode(close_code), reason)
