@@ -16,6 +16,9 @@ or ``PICOWS_REQUIRE_EXTENSIONS=1`` picks the backend.  Three groups:
   the frame parser and ``on_ws_frame`` of a listener that does nothing.  Server side
   (masked frames, unmasked in place) and client side.  ``extra_info["frames"]``
   gives N, so the per-frame cost is the time divided by N.
+* ``echo``: what one request/response costs picows on each side, the whole per-message
+  path of ``echo_bench.py``: one read holding one frame, dispatched to a listener that
+  sends the payload back (``get_payload_as_memoryview`` and ``send``).
 """
 
 from __future__ import annotations
@@ -74,6 +77,13 @@ class CountingTransport:
 
     def abort(self) -> None:
         pass
+
+
+class Echo(WSListener):
+    """Sends every frame's payload back, like the echo benchmark's peers."""
+
+    def on_ws_frame(self, transport: Any, frame: Any) -> None:
+        transport.send(BINARY, frame.get_payload_as_memoryview())
 
 
 class Quiet(WSListener):
@@ -182,3 +192,27 @@ def test_dispatch(
     benchmark(_feed, protocol, data)
     reader = protocol._reader
     assert reader is not None and reader.buffered == 0
+
+
+# --- echo -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+@pytest.mark.parametrize("label", list(SIZES))
+def test_echo(
+    benchmark: BenchmarkFixture, pair: tuple[WSProtocol, WSProtocol], label: str, side: str
+) -> None:
+    """One frame in, its payload sent back: picows' share of one echo on ``side``."""
+    benchmark.group = f"echo {label} ({BACKEND})"
+    protocol = pair[1] if side == "server" else pair[0]
+    key = KEY if side == "server" else None
+    data = encode_frame(BINARY, payload(SIZES[label]), mask_key=key)
+    listener = protocol.listener
+    protocol.listener = Echo()
+    try:
+        before = protocol.transport.underlying_transport.written  # type: ignore[union-attr]
+        benchmark(_feed, protocol, data)
+        after = protocol.transport.underlying_transport.written  # type: ignore[union-attr]
+    finally:
+        protocol.listener = listener
+    assert after > before

@@ -143,8 +143,8 @@ def test_backend_info(accel: ModuleType) -> None:
         "bind_unmask",
         "decode_header",
         "decode_headers",
-        "encode_masked_frame",
-        "mask_into",
+        "build_frame",
+        "SendBuffer",
     }
 
 
@@ -157,9 +157,9 @@ def test_backend_picks_the_extension(accel: ModuleType) -> None:
         assert _backend.BACKEND == "cffi"
         assert _backend.apply_mask is accel.apply_mask
         assert _backend.apply_mask_inplace is accel.apply_mask_inplace
-        assert _backend.mask_into is accel.mask_into
+        assert _backend.SendBuffer is accel.SendBuffer
         assert _backend.bind_unmask is accel.bind_unmask
-        assert _backend.encode_masked_frame is accel.encode_masked_frame
+        assert _backend.build_frame is accel.build_frame
 
 
 def test_every_length_up_to_4096(accel: ModuleType) -> None:
@@ -408,55 +408,6 @@ def test_inplace_keeps_the_buffer_resizable(accel: ModuleType) -> None:
     assert len(buf) == 94
 
 
-# --- mask_into ------------------------------------------------------------------
-
-
-@FAST
-@given(
-    data=st.binary(max_size=5000),
-    key=keys,
-    dst_start=st.integers(0, 40),
-    spare=st.integers(0, 40),
-    shape=st.sampled_from(SHAPES),
-)
-def test_mask_into_matches_pure(
-    accel: ModuleType,
-    data: bytes,
-    key: bytes,
-    dst_start: int,
-    spare: int,
-    shape: Callable[[bytes], Buffer],
-) -> None:
-    payload = shape(data)
-    expected = bytearray(b"\xee" * (dst_start + len(data) + spare))
-    got = bytearray(expected)
-    pure.mask_into(expected, dst_start, payload, key)
-    accel.mask_into(got, dst_start, payload, key)
-    assert got == expected
-    assert got[dst_start : dst_start + len(data)] == cycle_mask(data, key)
-    assert got[:dst_start] == b"\xee" * dst_start  # nothing written outside the range
-    assert got[dst_start + len(data) :] == b"\xee" * spare
-
-
-@pytest.mark.parametrize("dst_start", [-1, 3, 100])
-def test_mask_into_out_of_range_raises_like_pure(accel: ModuleType, dst_start: int) -> None:
-    both: tuple[Callable[..., None], ...] = (pure.mask_into, accel.mask_into)
-    for fn in both:
-        dst = bytearray(10)
-        with pytest.raises(ValueError, match="do not fit a buffer of length 10"):
-            fn(dst, dst_start, b"payload!", RFC_KEY)
-        assert dst == bytearray(10)
-
-
-def test_mask_into_needs_a_bytearray_and_a_4_byte_key(accel: ModuleType) -> None:
-    both: tuple[Callable[..., None], ...] = (pure.mask_into, accel.mask_into)
-    for fn in both:
-        with pytest.raises(TypeError, match="dst must be a bytearray"):
-            fn(memoryview(bytearray(10)), 0, b"abc", RFC_KEY)
-        with pytest.raises(ValueError, match="masking key must be 4 bytes"):
-            fn(bytearray(10), 0, b"abc", b"abc")
-
-
 # --- bind_unmask: a received frame unmasked where it lies -------------------------
 
 
@@ -494,7 +445,22 @@ def test_bind_unmask_needs_a_bytearray(accel: ModuleType) -> None:
             bind(memoryview(bytearray(8)))  # type: ignore[arg-type]
 
 
-# --- encode_masked_frame: the client's send path ----------------------------------
+# --- build_frame: the send path ------------------------------------------------
+
+
+def expected_frame(first: int, payload: bytes, key: Optional[bytes]) -> bytes:
+    """What a reader of RFC 6455 5.2 expects, independently of both builders."""
+    n = len(payload)
+    mask_bit = 0x80 if key is not None else 0
+    if n <= 125:
+        length = bytes([mask_bit | n])
+    elif n <= 0xFFFF:
+        length = bytes([mask_bit | 126]) + n.to_bytes(2, "big")
+    else:
+        length = bytes([mask_bit | 127]) + n.to_bytes(8, "big")
+    if key is None:
+        return bytes([first]) + length + payload
+    return bytes([first]) + length + key + cycle_mask(payload, key)
 
 
 @FAST
@@ -504,41 +470,79 @@ def test_bind_unmask_needs_a_bytearray(accel: ModuleType) -> None:
         st.binary(max_size=300),
         st.integers(65530, 65540).map(lambda n: bytes(range(256)) * (n // 256) + b"z" * (n % 256)),
     ),
-    key=keys,
+    key=st.one_of(st.none(), keys),
     shape=st.sampled_from(SHAPES),
 )
-def test_encode_masked_frame_matches_pure(
-    accel: ModuleType, first: int, payload: bytes, key: bytes, shape: Callable[[bytes], Buffer]
+def test_build_frame_matches_pure(
+    accel: ModuleType,
+    first: int,
+    payload: bytes,
+    key: Optional[bytes],
+    shape: Callable[[bytes], Buffer],
 ) -> None:
-    expected = header_module.encode_masked_frame(first, shape(payload), key)
-    got = accel.encode_masked_frame(first, shape(payload), key)
-    assert got == expected
-    # And what a reader of RFC 6455 5.2 expects, independently of both.
-    n = len(payload)
-    if n <= 125:
-        length = bytes([0x80 | n])
-    elif n <= 0xFFFF:
-        length = bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        length = bytes([0x80 | 127]) + n.to_bytes(8, "big")
-    assert got == bytes([first]) + length + key + cycle_mask(payload, key)
+    got = accel.build_frame(first, shape(payload), key)
+    assert got == header_module.build_frame(first, shape(payload), key)
+    assert got == expected_frame(first, payload, key)
 
 
-def test_encode_masked_frame_length_forms_at_the_limits(accel: ModuleType) -> None:
+@pytest.mark.parametrize("key", [None, RFC_KEY], ids=["unmasked", "masked"])
+def test_build_frame_length_forms_at_the_limits(accel: ModuleType, key: Optional[bytes]) -> None:
     # 125 -> 7-bit, 126 and 65535 -> 16-bit, 65536 and up -> 64-bit length (5.2).
-    for size, header_size in ((125, 6), (126, 8), (65535, 8), (65536, 14), (300_001, 14)):
+    for size in (0, 125, 126, 65535, 65536, 300_001):
         data = bytes(range(256)) * (size // 256) + b"!" * (size % 256)
-        frame = accel.encode_masked_frame(0x82, data, RFC_KEY)
-        assert len(frame) == header_size + size
-        assert frame == header_module.encode_masked_frame(0x82, data, RFC_KEY)
+        frame = accel.build_frame(0x82, data, key)
+        assert frame == header_module.build_frame(0x82, data, key)
+        assert frame == expected_frame(0x82, data, key)
 
 
-@pytest.mark.parametrize(("first", "key"), [(256, RFC_KEY), (-1, RFC_KEY), (0x81, b"abc")])
-def test_encode_masked_frame_bad_input_raises_like_pure(
-    accel: ModuleType, first: int, key: bytes
+@pytest.mark.parametrize(("first", "key"), [(256, RFC_KEY), (-1, None), (0x81, b"abc")])
+def test_build_frame_bad_input_raises_like_pure(
+    accel: ModuleType, first: int, key: Optional[bytes]
 ) -> None:
     with pytest.raises(ValueError) as from_pure:
-        header_module.encode_masked_frame(first, b"data", key)
+        header_module.build_frame(first, b"data", key)
     with pytest.raises(ValueError) as from_accel:
-        accel.encode_masked_frame(first, b"data", key)
+        accel.build_frame(first, b"data", key)
     assert str(from_accel.value) == str(from_pure.value)
+
+
+# --- SendBuffer: big frames built in reused memory ---------------------------------
+
+
+@FAST
+@given(
+    frames=st.lists(
+        st.tuples(st.integers(0, 255), st.binary(max_size=2000), st.one_of(st.none(), keys)),
+        min_size=1,
+        max_size=5,
+    ),
+    shape=st.sampled_from(SHAPES),
+)
+def test_send_buffer_matches_pure(
+    accel: ModuleType,
+    frames: list[tuple[int, bytes, Optional[bytes]]],
+    shape: Callable[[bytes], Buffer],
+) -> None:
+    # One buffer of each kind, reused for frames that shrink and grow: each view
+    # holds exactly the frame build_frame() encodes, nothing left from before.
+    c_buffer, py_buffer = accel.SendBuffer(2014), header_module.SendBuffer(2014)
+    for first, payload, key in frames:
+        expected = expected_frame(first, payload, key)
+        assert bytes(py_buffer.build(first, shape(payload), key)) == expected
+        assert bytes(c_buffer.build(first, shape(payload), key)) == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "size", "key", "message"),
+    [
+        (256, 10, None, "byte 0 of a header must be in 0..255"),
+        (0x82, 91, None, "a frame of 91 bytes does not fit in 100"),
+        (0x82, 10, b"abc", "masking key must be 4 bytes"),
+    ],
+)
+def test_send_buffer_bad_input_raises_like_pure(
+    accel: ModuleType, first: int, size: int, key: Optional[bytes], message: str
+) -> None:
+    for kind in (accel.SendBuffer, header_module.SendBuffer):
+        with pytest.raises(ValueError, match=message):
+            kind(100).build(first, b"x" * size, key)

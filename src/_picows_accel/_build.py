@@ -50,8 +50,8 @@ int picows_decode_header(const uint8_t *buf, size_t avail, int expect_masked,
 size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked,
                              int allow_rsv, int64_t max_frame_size, size_t max_frames,
                              uint64_t *out);
-size_t picows_encode_masked_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
-                                  size_t n, const uint8_t key[4]);
+size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
+                          size_t n, const uint8_t *key);
 """
 
 C_SOURCE = '#include "mask.h"\n#include "header.h"\n'

@@ -149,25 +149,30 @@ size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked
     return n;
 }
 
-/* ---- encoding: the client's frames, twin of encode_masked_frame() in _header.py ---- */
+/* ---- encoding, twin of build_frame() in _header.py ---- */
 
-size_t picows_encode_masked_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
-                                  size_t n, const uint8_t key[4])
+size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
+                          size_t n, const uint8_t *key)
 {
+    uint8_t mask_bit = key != NULL ? MASK_BIT : 0;
     size_t h = 0;
     int shift;
 
     dst[h++] = first_byte;
     if (n <= MAX_LENGTH_7) {
-        dst[h++] = (uint8_t)(MASK_BIT | n);
+        dst[h++] = (uint8_t)(mask_bit | n);
     } else if (n <= MAX_LENGTH_16) {
-        dst[h++] = (uint8_t)(MASK_BIT | LENGTH_16);
+        dst[h++] = (uint8_t)(mask_bit | LENGTH_16);
         dst[h++] = (uint8_t)(n >> 8);
         dst[h++] = (uint8_t)n;
     } else {
-        dst[h++] = (uint8_t)(MASK_BIT | LENGTH_64);
+        dst[h++] = (uint8_t)(mask_bit | LENGTH_64);
         for (shift = 56; shift >= 0; shift -= 8)
             dst[h++] = (uint8_t)((uint64_t)n >> shift);
+    }
+    if (key == NULL) {
+        memcpy(dst + h, payload, n);
+        return h + n;
     }
     memcpy(dst + h, key, 4);
     h += 4;

@@ -40,11 +40,12 @@ size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked
                              int allow_rsv, int64_t max_frame_size, size_t max_frames,
                              uint64_t *out);
 
-/* Encode a whole masked frame (5.2, 5.3) into dst: byte 0 as given, then MASK and
-   the payload length in its shortest form, the 4-byte key, and the n payload
-   bytes XOR-ed with it.  n must be below 2**63 and dst must hold n + 14 bytes.
-   Returns the frame's size. */
-size_t picows_encode_masked_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
-                                  size_t n, const uint8_t key[4]);
+/* Build a whole frame (5.2) into dst: byte 0 as given, then the payload length in
+   its shortest form, and the n payload bytes.  With a key (not NULL) the MASK bit
+   is set, the 4 key bytes follow the length and the payload is XOR-ed with it
+   (5.3); without one the payload is copied as is.  n must be below 2**63 and dst
+   must hold n + 14 bytes.  Returns the frame's size. */
+size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
+                          size_t n, const uint8_t *key);
 
 #endif /* PICOWS_HEADER_H */

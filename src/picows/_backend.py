@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from typing import Callable, Optional, Union
 
 from . import _header, _mask
@@ -23,13 +24,16 @@ from . import _header, _mask
 __all__ = [
     "BACKEND",
     "BATCH_MIN_FRAMES",
+    "BUILD_UNMASKED_IN_C",
+    "SEND_BUFFER_MIN",
+    "WRITELINES_MIN",
+    "SendBuffer",
     "apply_mask",
     "apply_mask_inplace",
     "bind_unmask",
+    "build_frame",
     "decode_header",
     "decode_headers",
-    "encode_masked_frame",
-    "mask_into",
 ]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
@@ -47,9 +51,9 @@ def _env_flag(name: str) -> bool:
 
 apply_mask = _mask.apply_mask
 apply_mask_inplace = _mask.apply_mask_inplace
-mask_into = _mask.mask_into
 bind_unmask = _mask.bind_unmask
-encode_masked_frame = _header.encode_masked_frame
+#: Builds a whole outgoing frame as bytes (see _header.build_frame).
+build_frame = _header.build_frame
 BACKEND = "python"
 #: One header per call (see picows._header): pure Python on every interpreter.
 decode_header: HeaderDecoder = _header.decode_header
@@ -60,17 +64,32 @@ decode_headers: Optional[BatchDecoder] = None
 #: fixed price of a batch call is more than their Python decodes cost.
 BATCH_MIN_FRAMES = 8
 
+# How WSTransport writes frames (benchmarks/README.md, "Where the time goes").
+# CPython: frames of SEND_BUFFER_MIN bytes and more are built in a SendBuffer that
+# the connection reuses, because a fresh megabyte page-faults every 4 KiB on first
+# touch; unmasked bytes payloads of WRITELINES_MIN and more are handed to
+# writelines() with their header (Python 3.12+ sends them without joining).
+# PyPy: every frame is built as a bytes object.  Its asyncio copies any other type
+# at ~2 GB/s when a write is partial, and sending from a reused buffer measured
+# 0.4 of the raw ceiling at 1 MiB against 0.8 for a fresh bytes object.
+SendBuffer = _header.SendBuffer
+SEND_BUFFER_MIN = sys.maxsize if _PYPY else 65536
+WRITELINES_MIN = sys.maxsize if _PYPY else 8192
+#: Whether unmasked frames go through build_frame too (else: header + payload).
+BUILD_UNMASKED_IN_C = False
+
+
 if _env_flag("PICOWS_NO_EXTENSIONS"):
     if _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
         raise ImportError("PICOWS_NO_EXTENSIONS and PICOWS_REQUIRE_EXTENSIONS are both set")
 else:
     try:
+        from _picows_accel import SendBuffer as _CSendBuffer
         from _picows_accel import apply_mask as _c_apply_mask
         from _picows_accel import apply_mask_inplace as _c_apply_mask_inplace
         from _picows_accel import bind_unmask as _c_bind_unmask
+        from _picows_accel import build_frame as _c_build_frame
         from _picows_accel import decode_headers as _c_decode_headers
-        from _picows_accel import encode_masked_frame as _c_encode_masked_frame
-        from _picows_accel import mask_into as _c_mask_into
     except ImportError as exc:
         if _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
             raise ImportError(
@@ -80,9 +99,13 @@ else:
     else:
         apply_mask = _c_apply_mask
         apply_mask_inplace = _c_apply_mask_inplace
-        mask_into = _c_mask_into
+        SendBuffer = _CSendBuffer  # type: ignore[assignment, misc]
         bind_unmask = _c_bind_unmask
-        encode_masked_frame = _c_encode_masked_frame
+        build_frame = _c_build_frame
+        # An unmasked frame is one copy in Python (header + payload) and two in C
+        # (scratch, then bytes), which is cheaper on CPython; on PyPy the Python
+        # copy is the slow one.
+        BUILD_UNMASKED_IN_C = _PYPY
         BACKEND = "cffi"
         if not _PYPY:
             # CPython: one C call for every header of a read beats a Python decode

@@ -32,7 +32,7 @@ import sys
 from typing import Callable, Optional, Union
 
 from . import _backend
-from ._backend import BATCH_MIN_FRAMES, bind_unmask, encode_masked_frame
+from ._backend import BATCH_MIN_FRAMES, bind_unmask, build_frame
 from ._close import parse_close_payload
 from ._header import (
     LENGTH_16,
@@ -465,8 +465,4 @@ def encode_frame(
     mask_key: Optional[bytes] = None,
 ) -> bytes:
     """A whole frame: header and payload, masked with ``mask_key`` when given."""
-    first = first_byte(opcode, fin, rsv1, rsv2, rsv3)
-    if mask_key is not None:
-        return encode_masked_frame(first, payload, mask_key)
-    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
-    return encode_header(first, size) + payload
+    return build_frame(first_byte(opcode, fin, rsv1, rsv2, rsv3), payload, mask_key)

@@ -29,7 +29,7 @@ import struct
 from typing import Optional, Union
 
 from ._exceptions import WSProtocolError
-from ._mask import apply_mask
+from ._mask import apply_mask, mask_into
 from ._types import WSCloseCode
 
 __all__ = [
@@ -62,10 +62,11 @@ __all__ = [
     "RSV2_BIT",
     "RSV3_BIT",
     "RSV_BITS",
+    "SendBuffer",
+    "build_frame",
     "decode_header",
     "decode_headers",
     "encode_header",
-    "encode_masked_frame",
     "first_byte",
     "header_error",
 ]
@@ -336,12 +337,54 @@ def encode_header(first: int, length: int, mask_key: Optional[bytes] = None) -> 
     return header if mask_key is None else header + mask_key
 
 
-def encode_masked_frame(first: int, payload: ReadableBuffer, mask_key: bytes) -> bytes:
-    """A whole client frame: header, key, and the payload masked with it (5.3).
-
-    The accelerator's version builds it in one C pass; this one is its reference.
-    """
+def build_frame(first: int, payload: ReadableBuffer, mask_key: Optional[bytes] = None) -> bytes:
+    """A whole frame with byte 0 ``first``: header, then the payload, masked with
+    ``mask_key`` (5.3) when there is one.  The accelerator's version builds it in
+    one C pass; this one is its reference."""
     if not 0 <= first <= 0xFF:
         raise ValueError(f"byte 0 of a header must be in 0..255, got {first}")
-    masked = apply_mask(payload, mask_key)  # checks the key
-    return encode_header(first, len(masked), bytes(mask_key)) + masked
+    if mask_key is not None:
+        masked = apply_mask(payload, mask_key)  # checks the key
+        return encode_header(first, len(masked), bytes(mask_key)) + masked
+    if isinstance(payload, memoryview) and not payload.c_contiguous:
+        payload = payload.tobytes()
+    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+    return encode_header(first, size) + payload
+
+
+class SendBuffer:
+    """A buffer that outgoing frames are built in, one after another.
+
+    ``build()`` writes a whole frame (as :func:`build_frame` encodes it) to the front
+    of the buffer and returns a view of it.  The caller writes the view to the
+    transport and must not build the next frame while the transport may still
+    hold the view (WSTransport checks ``get_write_buffer_size()``).
+    """
+
+    __slots__ = ("_buffer", "_view", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        #: The biggest frame, header included, that fits.
+        self.capacity = capacity
+        self._buffer = bytearray(capacity)
+        self._view = memoryview(self._buffer)
+
+    def build(
+        self, first: int, payload: ReadableBuffer, mask_key: Optional[bytes] = None
+    ) -> memoryview:
+        if isinstance(payload, memoryview) and not payload.c_contiguous:
+            payload = payload.tobytes()
+        size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+        if not 0 <= first <= 0xFF:
+            raise ValueError(f"byte 0 of a header must be in 0..255, got {first}")
+        if size + MAX_HEADER_SIZE > self.capacity:
+            raise ValueError(f"a frame of {size} bytes does not fit in {self.capacity}")
+        header = encode_header(first, size, mask_key)
+        header_size = len(header)
+        buffer = self._buffer
+        if mask_key is None:
+            buffer[header_size : header_size + size] = payload
+        else:
+            mask_into(buffer, header_size, payload, mask_key)  # checks the key
+        buffer[:header_size] = header
+        return self._view[: header_size + size]

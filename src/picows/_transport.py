@@ -13,7 +13,14 @@ import threading
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._backend import apply_mask_inplace, encode_masked_frame, mask_into
+from ._backend import (
+    BUILD_UNMASKED_IN_C,
+    SEND_BUFFER_MIN,
+    WRITELINES_MIN,
+    SendBuffer,
+    apply_mask_inplace,
+    build_frame,
+)
 from ._close import WSCloseHandshake, WSCloseInfo, build_close_payload
 from ._frames import MaskKeySource
 from ._header import FIN_BIT, MAX_HEADER_SIZE, OPCODE_BITS, encode_header, first_byte
@@ -26,17 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["WSTransport"]
 
 Message = Union[str, bytes, bytearray, memoryview, None]
-
-# Payloads at least this big are written as header + payload without joining them,
-# when the payload is immutable (bytes) and needs no mask.
-_JOIN_LIMIT = 8192
-
-# Frames at least this big are built in a send buffer that the transport keeps and
-# reuses, instead of a new object per send.  A fresh megabyte comes from mmap() or
-# a trimmed heap: its first touch page-faults every 4 KiB, which made 1 MiB echoes
-# run at 0.48 of the raw ceiling; reused (warm) memory brought them to 0.97
-# (benchmarks/README.md).  Smaller frames are cheap to allocate.
-_SEND_BUFFER_MIN = 65536
 
 _CLOSE = WSMsgType.CLOSE
 # Byte 0 of control frames: always FIN (5.5), no RSV bits.
@@ -119,9 +115,9 @@ class WSTransport:
         self._write = underlying_transport.write
         self._is_closing = underlying_transport.is_closing
         self._write_buffer_size = underlying_transport.get_write_buffer_size
-        # The reusable buffer for big frames (_SEND_BUFFER_MIN), and whether the
+        # The reusable buffer for big frames (SEND_BUFFER_MIN), and whether the
         # asyncio transport may still hold a reference into it.
-        self._send_buffer: Optional[bytearray] = None
+        self._send_buffer: Optional[SendBuffer] = None
         self._send_buffer_lent = False
         self.request = request
         self.response = response
@@ -166,50 +162,53 @@ class WSTransport:
             )
 
     def _send_frame(self, first: int, payload: Union[bytes, bytearray, memoryview]) -> None:
-        """Send one frame whose header starts with byte ``first`` (FIN, RSV, opcode)."""
+        """Send one frame whose header starts with byte ``first`` (FIN, RSV, opcode).
+
+        How depends on the size and the interpreter (``picows._backend``).
+        """
         size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
         mask_keys = self._mask_keys
-        if size >= _SEND_BUFFER_MIN:
+        if size >= SEND_BUFFER_MIN:
             key = mask_keys.next_key() if mask_keys is not None else None
-            self._send_in_buffer(encode_header(first, size, key), payload, size, key)
+            self._send_in_buffer(first, payload, size, key)
         elif mask_keys is not None:
             # 5.3: the client masks every frame with a fresh key.
-            self._write(encode_masked_frame(first, payload, mask_keys.next_key()))
-        elif size >= _JOIN_LIMIT and isinstance(payload, bytes):
+            self._write(build_frame(first, payload, mask_keys.next_key()))
+        elif size >= WRITELINES_MIN and type(payload) is bytes:
             # Immutable payload: asyncio may keep a reference instead of a copy.
             self.underlying_transport.writelines((encode_header(first, size), payload))
+        elif BUILD_UNMASKED_IN_C:
+            self._write(build_frame(first, payload))
         else:
             self._write(encode_header(first, size) + payload)
 
     def _send_in_buffer(
         self,
-        header: bytes,
+        first: int,
         payload: Union[bytes, bytearray, memoryview],
         size: int,
         key: Optional[bytes],
     ) -> None:
         """Write a big frame from the reusable send buffer.
 
+        A fresh megabyte comes from mmap() or a trimmed heap, and its first touch
+        page-faults every 4 KiB: that held 1 MiB echoes to 0.48 of the raw ceiling
+        on CPython, where reused (warm) memory reaches 0.97 (benchmarks/README.md).
+
         asyncio (3.12+), uvloop and TLS transports keep a reference to what they
         could not send at once, so the buffer is reused only once the transport
         has nothing pending: until then each frame gets a fresh buffer, which
         becomes the one kept.
         """
-        header_size = len(header)
-        frame_size = header_size + size
-        frame = self._send_buffer
+        buffer = self._send_buffer
+        needed = size + MAX_HEADER_SIZE
         if (
-            frame is None
-            or len(frame) < frame_size
+            buffer is None
+            or buffer.capacity < needed
             or (self._send_buffer_lent and self._write_buffer_size())
         ):
-            self._send_buffer = frame = bytearray(frame_size)
-        frame[:header_size] = header
-        if key is not None:
-            mask_into(frame, header_size, payload, key)
-        else:
-            frame[header_size:frame_size] = payload
-        self._write(frame if len(frame) == frame_size else memoryview(frame)[:frame_size])
+            self._send_buffer = buffer = SendBuffer(needed)
+        self._write(buffer.build(first, payload, key))
         self._send_buffer_lent = self._write_buffer_size() > 0
 
     def send(
