@@ -298,9 +298,10 @@ class FrameReader:
                 # Move the partial frame to the front (same-size slice assignment).
                 buffer[:pending] = buffer[start:end]
             else:
-                new_capacity = capacity * 2
-                while new_capacity - pending < wanted:
-                    new_capacity *= 2
+                # Room for the whole frame being received (rounded up to 4 KiB), and
+                # at least double, so that a stream of growing frames reallocates
+                # rarely.  Not a power of two: a 256 KiB frame gets ~260 KiB, not 512.
+                new_capacity = max(capacity * 2, (pending + wanted + 4095) & -4096)
                 new_buffer = bytearray(new_capacity)
                 new_buffer[:pending] = buffer[start:end]
                 self._set_buffer(new_buffer)
