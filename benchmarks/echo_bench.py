@@ -22,8 +22,10 @@ connection, then with ``--connections`` idle connections, then with all of them
 echoing ``--memory-size`` messages; reported as bytes per connection.
 
 Libraries: ``picows-pure`` (PICOWS_NO_EXTENSIONS=1), ``picows-cffi``
-(PICOWS_REQUIRE_EXTENSIONS=1), ``websockets``, ``aiohttp``, ``raw``.  A library or
-loop that cannot be imported by ``--python`` (uvloop or aiohttp on PyPy, say) is
+(PICOWS_REQUIRE_EXTENSIONS=1), ``websockets``, ``aiohttp``, ``raw``, and with
+``--cython-python PY`` also ``picows-cython``: upstream's Cython picows, run by the
+same peer code under ``PY`` (another venv, or another interpreter than ``--python``).
+A library or loop that cannot be imported (uvloop or aiohttp on PyPy, say) is
 skipped with a note.  picows is imported from wherever ``--python`` finds it (an
 installed copy, or ``PYTHONPATH``).  Linux only (``/proc`` for memory).
 """
@@ -54,13 +56,20 @@ LIBS: dict[str, tuple[str, dict[str, str]]] = {
     "websockets": ("websockets", {}),
     "aiohttp": ("aiohttp", {}),
     "raw": ("raw", {}),
+    # Upstream picows (Cython), run by --cython-python: the same peer code, since the
+    # API is the same.
+    "picows-cython": ("picows", {}),
 }
 #: What must import for a library or loop to run.
+#: Libraries that run under an interpreter of their own (lib -> argparse attribute).
+OWN_PYTHON = {"picows-cython": "cython_python"}
 IMPORT_CHECK = {
     "picows": "import picows",
     "websockets": "import websockets.asyncio.server",
     "aiohttp": "import aiohttp",
     "raw": "import asyncio",
+    # picows.picows is upstream's compiled module; this project has none.
+    "picows-cython": "import picows.picows",
 }
 
 #: Request/response targets, ratio to raw on the asyncio loop:
@@ -231,32 +240,47 @@ def describe_python(python: str) -> dict[str, str]:
     )
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
     info: dict[str, str] = json.loads(out.stdout)
-    versions = {}
-    for module in ("picows", "websockets", "aiohttp", "uvloop"):
-        probe = subprocess.run(
-            [python, "-c", f"import {module}; print(getattr({module}, '__version__', '?'))"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        versions[module] = probe.stdout.strip() if probe.returncode == 0 else "missing"
-    info["versions"] = ", ".join(f"{k} {v}" for k, v in versions.items())
+    modules = ("picows", "websockets", "aiohttp", "uvloop")
+    info["versions"] = ", ".join(f"{m} {probe_version(python, m)}" for m in modules)
     return info
 
 
+def probe_version(python: str, module: str) -> str:
+    """``module.__version__`` under ``python``, or "missing"."""
+    probe = subprocess.run(
+        [python, "-c", f"import {module}; print(getattr({module}, '__version__', '?'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return probe.stdout.strip() if probe.returncode == 0 else "missing"
+
+
+def python_for(args: argparse.Namespace, lib: str) -> str:
+    """The interpreter that runs ``lib``'s peers: --python, or the lib's own."""
+    own = OWN_PYTHON.get(lib)
+    return str(getattr(args, own)) if own is not None else str(args.python)
+
+
 def available(
-    python: str, libs: list[str], loops: list[str]
+    args: argparse.Namespace, libs: list[str], loops: list[str]
 ) -> tuple[list[str], list[str], list[str]]:
-    """The libraries and loops that import under ``python``, and notes on the rest."""
+    """The libraries and loops that import, and notes on the rest."""
+    python = args.python
     notes = []
     ok_libs = []
     for lib in libs:
         if lib not in LIBS:
-            raise SystemExit(f"unknown library {lib!r}; choose from {', '.join(ALL_LIBS)}")
-        if importable(python, IMPORT_CHECK[LIBS[lib][0]], peer_env(lib)):
+            raise SystemExit(f"unknown library {lib!r}; choose from {', '.join(LIBS)}")
+        own = OWN_PYTHON.get(lib)
+        if own is not None and getattr(args, own) is None:
+            notes.append(f"{lib} skipped: --{own.replace('_', '-')} not given")
+            continue
+        check = IMPORT_CHECK.get(lib, IMPORT_CHECK[LIBS[lib][0]])
+        if importable(python_for(args, lib), check, peer_env(lib)):
             ok_libs.append(lib)
         else:
-            notes.append(f"{lib} skipped: it does not import under {python}")
+            notes.append(f"{lib} skipped: it does not import under {python_for(args, lib)}")
     ok_loops = []
     for loop in loops:
         if loop == "asyncio" or (loop == "uvloop" and importable(python, "import uvloop")):
@@ -293,7 +317,14 @@ def run_rounds(args: argparse.Namespace, libs: list[str], loops: list[str]) -> l
             )
             try:
                 rate: Optional[float] = measure(
-                    args.python, lib, loop, size, mode, args.warmup, args.duration, inflight
+                    python_for(args, lib),
+                    lib,
+                    loop,
+                    size,
+                    mode,
+                    args.warmup,
+                    args.duration,
+                    inflight,
                 )
                 error = None
             except PeerError as exc:
@@ -431,15 +462,16 @@ def print_table(header: list[str], rows: list[list[str]], markdown: bool) -> Non
 
 
 def measure_memory(args: argparse.Namespace, lib: str, loop: str) -> dict[str, Any]:
-    server = Server(args.python, lib, loop)
+    server = Server(python_for(args, lib), lib, loop)
     try:
         # One short echo run first, so imports and first-use caches are paid for.
-        run_client(args.python, lib, loop, server.port, args.memory_size, "rr", 0.1, 0.2, 1)
+        python = python_for(args, lib)
+        run_client(python, lib, loop, server.port, args.memory_size, "rr", 0.1, 0.2, 1)
         time.sleep(0.3)
         base = server.rss()
         client = subprocess.Popen(
             [
-                args.python,
+                python,
                 PEERS,
                 "memclient",
                 LIBS[lib][0],
@@ -549,6 +581,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the interleaving order")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the peers")
+    parser.add_argument(
+        "--cython-python",
+        help="an interpreter whose picows is upstream's Cython build: adds picows-cython",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every run and the summary here")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--memory", action="store_true", help="measure memory per connection")
@@ -567,7 +603,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     impl = info["impl"]
     if args.warmup is None:
         args.warmup = 1.5 if impl == "pypy" else 0.5
-    libs, loops, notes = available(args.python, csv(args.libs), csv(args.loops))
+    requested = csv(args.libs)
+    if args.cython_python is not None and "picows-cython" not in requested:
+        requested.append("picows-cython")
+    libs, loops, notes = available(args, requested, csv(args.loops))
     if not args.memory and CEILING not in libs:
         notes.append("no ratios: the raw ceiling is not among --libs")
 
@@ -581,6 +620,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     say(f"Command: `{command.strip()}`")
     say(f"Interpreter: {impl} {info['version']} ({info['full']})")
     say(f"Packages: {info['versions']}")
+    if args.cython_python is not None:
+        cython = describe_python(args.cython_python)
+        say(
+            f"picows-cython: upstream picows {probe_version(args.cython_python, 'picows')} "
+            f"under {cython['impl']} {cython['version']} ({args.cython_python})"
+        )
     say(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; load average {load_average()}")
     if not args.memory:
         say(
