@@ -96,10 +96,20 @@ def _daemon(args: list[str], port: int, log: Path) -> Iterator[None]:
 
 
 def _require(name: str) -> str:
+    # Tests that need a daemon are only collected where it is installed (proxy_case,
+    # needs_daemon); CI has all of them (test_ci_has_every_proxy_daemon).
     path = find_daemon(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (apt-get install {DAEMONS[name]})")
+        raise RuntimeError(f"{name} is not installed (apt-get install {DAEMONS[name]})")
     return path
+
+
+def needs_daemon(name: str) -> pytest.MarkDecorator:
+    """For a test that uses one daemon's fixture directly."""
+    return pytest.mark.skipif(
+        find_daemon(name) is None,
+        reason=f"{name} is not installed (apt-get install {DAEMONS[name]})",
+    )
 
 
 def _tinyproxy(tmp: Path, extra: str) -> Iterator[str]:
@@ -276,23 +286,24 @@ class ProxyCase:
 
 _CREDENTIALS = f"{PROXY_USER}:{QUOTED_PASSWORD}@"
 
-#: name -> (scheme, fixture, with credentials)
+#: name -> (scheme, fixture, with credentials, daemon behind it)
 PROXY_CASES = {
-    "http": ("http", "tinyproxy", False),
-    "http-auth": ("http", "tinyproxy_auth", True),
-    "https": ("https", "https_proxy", False),
-    "https-auth": ("https", "https_proxy_auth", True),
-    "socks4-dante": ("socks4", "danted", False),
-    "socks5-dante": ("socks5", "danted", False),
-    "socks5-microsocks": ("socks5", "microsocks", False),
-    "socks5-microsocks-auth": ("socks5", "microsocks_auth", True),
+    "http": ("http", "tinyproxy", False, "tinyproxy"),
+    "http-auth": ("http", "tinyproxy_auth", True, "tinyproxy"),
+    "https": ("https", "https_proxy", False, "tinyproxy"),
+    "https-auth": ("https", "https_proxy_auth", True, "tinyproxy"),
+    "socks4-dante": ("socks4", "danted", False, "danted"),
+    "socks5-dante": ("socks5", "danted", False, "danted"),
+    "socks5-microsocks": ("socks5", "microsocks", False, "microsocks"),
+    "socks5-microsocks-auth": ("socks5", "microsocks_auth", True, "microsocks"),
 }
 
 
-@pytest.fixture(params=list(PROXY_CASES))
+# Only the cases whose daemon is installed exist (pytest's header lists the rest).
+@pytest.fixture(params=[name for name, case in PROXY_CASES.items() if find_daemon(case[3])])
 def proxy_case(request: pytest.FixtureRequest, client_ssl_context: ssl.SSLContext) -> ProxyCase:
     """Each kind of proxy, with and without credentials."""
-    scheme, fixture, with_credentials = PROXY_CASES[request.param]
+    scheme, fixture, with_credentials, _ = PROXY_CASES[request.param]
     address = request.getfixturevalue(fixture)
     credentials = _CREDENTIALS if with_credentials else ""
     kwargs: dict[str, Any] = {}
@@ -374,20 +385,25 @@ def closed_port() -> Iterator[int]:
 # The client side of the tests.
 
 
-def tls_in_tls_or_skip(proxy: ProxyCase, url: str, use_aiofastnet: Optional[bool]) -> None:
-    """wss through an https proxy needs TLS in TLS: asyncio's own loop has it from 3.11."""
+def tls_in_tls_unavailable(
+    proxy: ProxyCase, url: str, use_aiofastnet: Optional[bool] = None
+) -> bool:
+    """Whether wss through this proxy needs TLS in TLS where there is none: asyncio's
+    own loop has it from Python 3.11 (uvloop and aiofastnet always)."""
     if proxy.scheme != "https" or not url.startswith("wss:") or sys.version_info >= (3, 11):
-        return
+        return False
     if not isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop):
-        return  # uvloop
-    if use_aiofastnet or (use_aiofastnet is None and _has_aiofastnet()):
-        return
-    pytest.skip(
-        "TLS in TLS needs Python 3.11+ with asyncio's loop (see test_tls_in_tls_needs_python_311)"
-    )
+        return False  # uvloop
+    return not (use_aiofastnet or (use_aiofastnet is None and has_aiofastnet()))
 
 
-def _has_aiofastnet() -> bool:
+async def assert_tls_in_tls_refused(url: str, proxy: ProxyCase, **kwargs: Any) -> None:
+    """Where TLS in TLS is unavailable, ws_connect says so instead of connecting."""
+    with pytest.raises(RuntimeError, match=r"Python 3\.11"):
+        await picows.ws_connect(picows.WSListener, url, proxy=proxy.url, **proxy.kwargs, **kwargs)
+
+
+def has_aiofastnet() -> bool:
     try:
         import aiofastnet  # noqa: F401
     except ImportError:
@@ -395,20 +411,11 @@ def _has_aiofastnet() -> bool:
     return True
 
 
-def aiofastnet_or_skip() -> None:
-    try:
-        import aiofastnet  # noqa: F401
-    except ImportError:
-        pytest.skip("aiofastnet is not installed (pip install aiofastnet; CPython only)")
-
-
-@pytest.fixture(params=["loop", "aiofastnet"])
+# aiofastnet is a parameter only where it is installed (the py3-accel leg).
+@pytest.fixture(params=["loop", "aiofastnet"] if has_aiofastnet() else ["loop"])
 def use_aiofastnet(request: pytest.FixtureRequest) -> bool:
     """Both connection backends: the loop's own transports, and aiofastnet's."""
-    if request.param == "aiofastnet":
-        aiofastnet_or_skip()
-        return True
-    return False
+    return bool(request.param == "aiofastnet")
 
 
 async def echo_roundtrip(url: str, payload: bytes = b"", **kwargs: Any) -> picows.WSTransport:

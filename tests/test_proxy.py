@@ -41,11 +41,13 @@ from proxies import (  # noqa: E402
     ProxyCase,
     RecordingHTTPProxy,
     answer_garbage,
+    assert_tls_in_tls_refused,
     echo_roundtrip,
     fake_proxy,
     find_daemon,
+    needs_daemon,
     never_answer,
-    tls_in_tls_or_skip,
+    tls_in_tls_unavailable,
 )
 
 pytest_plugins = ["proxies"]
@@ -195,12 +197,10 @@ def test_proxy_error_is_a_picklable_ws_error() -> None:
 # CI must have every daemon: there, a missing one fails instead of skipping.
 
 
+@pytest.mark.skipif(not os.environ.get("CI"), reason="only enforced when CI is set")
 def test_ci_has_every_proxy_daemon() -> None:
     missing = [f"{name} ({package})" for name, package in DAEMONS.items() if not find_daemon(name)]
-    if missing and os.environ.get("CI"):
-        pytest.fail(f"CI must install the proxy daemons, missing: {', '.join(missing)}")
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}")
+    assert not missing, f"CI must install the proxy daemons, missing: {', '.join(missing)}"
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +217,9 @@ def target(request: pytest.FixtureRequest, client_ssl_context: ssl.SSLContext) -
 
 async def test_echo_through_proxy(proxy_case: ProxyCase, target: Any, use_aiofastnet: bool) -> None:
     url, kwargs = target
-    tls_in_tls_or_skip(proxy_case, url, use_aiofastnet)
+    if tls_in_tls_unavailable(proxy_case, url, use_aiofastnet):
+        await assert_tls_in_tls_refused(url, proxy_case, use_aiofastnet=use_aiofastnet, **kwargs)
+        return
     transport = await echo_roundtrip(
         url, proxy=proxy_case.url, use_aiofastnet=use_aiofastnet, **kwargs, **proxy_case.kwargs
     )
@@ -233,7 +235,9 @@ async def test_wss_to_a_host_name_through_proxy(
     # "localhost" is resolved by the proxy (HTTP CONNECT, SOCKS5) or here (SOCKS4); the
     # inner TLS session checks the certificate against "localhost", the server's name.
     url = wss_echo_server.replace("127.0.0.1", "localhost")
-    tls_in_tls_or_skip(proxy_case, url, None)
+    if tls_in_tls_unavailable(proxy_case, url):
+        await assert_tls_in_tls_refused(url, proxy_case, ssl_context=client_ssl_context)
+        return
     await echo_roundtrip(
         url, proxy=proxy_case.url, ssl_context=client_ssl_context, **proxy_case.kwargs
     )
@@ -344,6 +348,7 @@ async def test_wrong_credentials(
     _assert_names_proxy(info.value, proxy)
 
 
+@needs_daemon("tinyproxy")
 async def test_connect_refused_by_proxy_rules(tinyproxy_port_1_only: str, echo_server: str) -> None:
     proxy = f"http://{tinyproxy_port_1_only}"
     with pytest.raises(WSProxyError, match="refused with 403 Access violation") as info:
@@ -427,6 +432,7 @@ async def test_proxy_never_answers(
     _assert_names_proxy(info.value, proxy)
 
 
+@needs_daemon("tinyproxy")
 async def test_https_proxy_certificate_is_checked(https_proxy: str, echo_server: str) -> None:
     # Without proxy_ssl_context, the default context does not trust the test CA.
     with pytest.raises(WSProxyError) as info:
@@ -484,11 +490,20 @@ async def test_socks_without_python_socks(
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 11), reason="TLS in TLS works on 3.11+")
+@needs_daemon("tinyproxy")
 async def test_tls_in_tls_needs_python_311(
     https_proxy: str, wss_echo_server: str, client_ssl_context: ssl.SSLContext
 ) -> None:
     if not isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop):
-        pytest.skip("only asyncio's own loop lacks TLS in TLS")
+        # uvloop has TLS in TLS on every Python: the same connection works there.
+        await echo_roundtrip(
+            wss_echo_server,
+            proxy=f"https://{https_proxy}",
+            proxy_ssl_context=client_ssl_context,
+            ssl_context=client_ssl_context,
+            use_aiofastnet=False,
+        )
+        return
     with pytest.raises(RuntimeError, match=r"Python 3\.11"):
         await picows.ws_connect(
             picows.WSListener,

@@ -21,7 +21,12 @@ from picows import WSHandshakeError, WSInvalidStatusError, WSUpgradeResponse
 
 pytest.register_assert_rewrite("proxies")  # before the import: its asserts are tests too
 
-from proxies import ProxyCase, echo_roundtrip, tls_in_tls_or_skip  # noqa: E402
+from proxies import (  # noqa: E402
+    ProxyCase,
+    assert_tls_in_tls_refused,
+    echo_roundtrip,
+    tls_in_tls_unavailable,
+)
 
 pytest_plugins = ["proxies"]
 
@@ -110,7 +115,9 @@ async def test_two_hops_through_proxy(
 ) -> None:
     router, base = redirector
     url = two_hops(router, base, echo_url)
-    tls_in_tls_or_skip(proxy_case, url, None)
+    if tls_in_tls_unavailable(proxy_case, url):
+        await assert_tls_in_tls_refused(url, proxy_case, **mode.client_kwargs)
+        return
     seen: list[picows.WSParsedURL] = []
 
     def count_connections(endpoint: picows.WSParsedURL) -> None:

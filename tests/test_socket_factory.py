@@ -21,7 +21,13 @@ from conftest import EchoListener, serve_picows
 
 pytest.register_assert_rewrite("proxies")  # before the import: its asserts are tests too
 
-from proxies import ProxyCase, aiofastnet_or_skip, echo_roundtrip, tls_in_tls_or_skip  # noqa: E402
+from proxies import (  # noqa: E402
+    ProxyCase,
+    assert_tls_in_tls_refused,
+    echo_roundtrip,
+    has_aiofastnet,
+    tls_in_tls_unavailable,
+)
 
 pytest_plugins = ["proxies"]
 
@@ -146,7 +152,9 @@ async def test_factory_with_proxy_gets_the_proxy_url(
     proxy_case: ProxyCase, target: Any, connected: bool
 ) -> None:
     url, kwargs = target
-    tls_in_tls_or_skip(proxy_case, url, None)
+    if tls_in_tls_unavailable(proxy_case, url):
+        await assert_tls_in_tls_refused(url, proxy_case, **kwargs)
+        return
     seen: list[picows.WSParsedURL] = []
 
     def factory(endpoint: picows.WSParsedURL) -> socket.socket:
@@ -198,11 +206,11 @@ def _is_aiofastnet(transport: Any) -> bool:
     return isinstance(transport, aiofastnet.Transport)
 
 
+@pytest.mark.skipif(not has_aiofastnet(), reason="aiofastnet is not installed (CPython only)")
 @pytest.mark.parametrize(("use", "expected"), [(True, True), (None, True), (False, False)], ids=str)
 async def test_use_aiofastnet_client_and_server(
     use: Optional[bool], expected: bool, target: Any
 ) -> None:
-    aiofastnet_or_skip()
     url, kwargs = target
     transport = await echo_roundtrip(url, use_aiofastnet=use, **kwargs)
     assert _is_aiofastnet(transport.underlying_transport) == expected
