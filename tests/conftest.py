@@ -9,10 +9,12 @@ uvloop where it exists.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from types import ModuleType
+from typing import Any, Optional
 
 import pytest
 import pytest_asyncio.plugin
@@ -79,6 +81,33 @@ def client_ssl_context(tls_certs: Any) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(context)
     return context
+
+
+# ---------------------------------------------------------------------------
+# The cffi accelerator, for the tests that compare it with the pure reference.
+
+ACCEL: Optional[ModuleType]
+try:
+    import _picows_accel as ACCEL
+except ImportError as exc:  # not built: pure wheel, no compiler, or cffi missing
+    ACCEL = None
+    ACCEL_IMPORT_ERROR: Optional[ImportError] = exc
+else:
+    ACCEL_IMPORT_ERROR = None
+
+
+def env_flag(name: str) -> bool:
+    # Same rule as picows._backend.
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def accel() -> ModuleType:
+    """``_picows_accel``; its tests are skipped where it is not built (the pure legs),
+    and test_accel.py fails when PICOWS_REQUIRE_EXTENSIONS says it must be."""
+    if ACCEL is None:
+        pytest.skip(f"_picows_accel is not built ({ACCEL_IMPORT_ERROR})")
+    return ACCEL
 
 
 class EchoListener(picows.WSListener):

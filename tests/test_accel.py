@@ -13,7 +13,6 @@ The tests skip when the extension is not built, except
 from __future__ import annotations
 
 import itertools
-import os
 import random
 from types import ModuleType
 from typing import Callable, Optional, Union
@@ -22,17 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ACCEL, ACCEL_IMPORT_ERROR, env_flag
 from picows import _header as header_module
 from picows import _mask as pure
-
-_accel: Optional[ModuleType]
-try:
-    import _picows_accel as _accel
-except ImportError as exc:  # not built: pure wheel, no compiler, or cffi missing
-    _accel = None
-    _IMPORT_ERROR: Optional[ImportError] = exc
-else:
-    _IMPORT_ERROR = None
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -46,23 +37,11 @@ FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 BIG = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _env_flag(name: str) -> bool:
-    # Same rule as picows._backend.
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
 def test_extension_is_built_when_required() -> None:
-    if _accel is None and _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
+    if ACCEL is None and env_flag("PICOWS_REQUIRE_EXTENSIONS"):
         pytest.fail(
-            f"PICOWS_REQUIRE_EXTENSIONS=1 but _picows_accel does not import: {_IMPORT_ERROR}"
+            f"PICOWS_REQUIRE_EXTENSIONS=1 but _picows_accel does not import: {ACCEL_IMPORT_ERROR}"
         )
-
-
-@pytest.fixture(scope="module")
-def accel() -> ModuleType:
-    if _accel is None:
-        pytest.skip(f"_picows_accel is not built ({_IMPORT_ERROR})")
-    return _accel
 
 
 def cycle_mask(data: bytes, key: bytes, key_offset: int = 0) -> bytes:
@@ -151,7 +130,7 @@ def test_backend_info(accel: ModuleType) -> None:
 def test_backend_picks_the_extension(accel: ModuleType) -> None:
     from picows import _backend
 
-    if _env_flag("PICOWS_NO_EXTENSIONS"):
+    if env_flag("PICOWS_NO_EXTENSIONS"):
         assert _backend.BACKEND == "python"
     else:
         assert _backend.BACKEND == "cffi"

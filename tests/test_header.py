@@ -28,20 +28,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ACCEL
 from picows import _backend, _frames
 from picows import _header as pure
 from picows._exceptions import WSProtocolError
 from picows._frames import FrameReader, WSFrame
 from picows._types import WSCloseCode
-
-_accel: Optional[ModuleType]
-try:
-    import _picows_accel as _accel
-except ImportError as exc:  # not built: pure wheel, no compiler, or cffi missing
-    _accel = None
-    _IMPORT_ERROR: Optional[ImportError] = exc
-else:
-    _IMPORT_ERROR = None
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -53,25 +45,6 @@ KEY = bytes.fromhex("37fa213d")
 
 # Limits around every length class and past int64_t (the C wrapper clips those).
 LIMITS = (-5, -1, 0, 1, 125, 126, 65535, 65536, 1 << 20, (1 << 63) - 1, 1 << 63, 1 << 80)
-
-
-def _env_flag(name: str) -> bool:
-    # Same rule as picows._backend.
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def test_extension_is_built_when_required() -> None:
-    if _accel is None and _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
-        pytest.fail(
-            f"PICOWS_REQUIRE_EXTENSIONS=1 but _picows_accel does not import: {_IMPORT_ERROR}"
-        )
-
-
-@pytest.fixture(scope="module")
-def accel() -> ModuleType:
-    if _accel is None:
-        pytest.skip(f"_picows_accel is not built ({_IMPORT_ERROR})")
-    return _accel
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -239,7 +212,7 @@ MESSAGES = [
 
 @pytest.mark.parametrize(("data", "expect_masked", "message"), MESSAGES)
 def test_exact_messages(data: bytes, expect_masked: bool, message: str) -> None:
-    decoders = [pure.decode_header] + ([_accel.decode_header] if _accel else [])
+    decoders = [pure.decode_header] + ([ACCEL.decode_header] if ACCEL else [])
     for decode in decoders:
         with pytest.raises(WSProtocolError) as info:
             decode(data, 0, len(data), expect_masked, False, 200)
@@ -384,7 +357,7 @@ def test_batch_stop_markers() -> None:
         (ok + bad, [0x82, 2, 3, -1]),  # the violation waits for the next call
         (ok * 3, [0x82, 2, 3, 0x82, 2, 3, -1]),  # max_frames=2 reached
     ]
-    decoders = [pure.decode_headers] + ([_accel.decode_headers] if _accel else [])
+    decoders = [pure.decode_headers] + ([ACCEL.decode_headers] if ACCEL else [])
     for decode in decoders:
         for wire, expected in cases:
             assert decode(wire, 0, len(wire), False, False, 2000, 2) == expected, wire
@@ -484,8 +457,8 @@ def test_backend_choice() -> None:
     assert _backend.decode_header is pure.decode_header
     pypy = platform.python_implementation() == "PyPy"
     if _backend.BACKEND == "cffi" and not pypy:
-        assert _accel is not None
-        assert _backend.decode_headers is _accel.decode_headers
+        assert ACCEL is not None
+        assert _backend.decode_headers is ACCEL.decode_headers
     else:
         assert _backend.decode_headers is None
     assert _frames._decode_headers is _backend.decode_headers
@@ -579,9 +552,7 @@ def batch_decoder(request: pytest.FixtureRequest) -> Callable[..., list[int]]:
     """The batch decoders: the cache logic of FrameReader is tested with both."""
     if request.param == "python":
         return pure.decode_headers
-    if _accel is None:
-        pytest.skip(f"_picows_accel is not built ({_IMPORT_ERROR})")
-    decode: Callable[..., list[int]] = _accel.decode_headers
+    decode: Callable[..., list[int]] = request.getfixturevalue("accel").decode_headers
     return decode
 
 
