@@ -32,7 +32,8 @@ import pytest
 
 from picows import BACKEND, WSListener, WSMsgType
 from picows._frames import encode_frame
-from picows._http import ClientHandshake, ServerHandshake, WSUpgradeResponse
+from picows._handshake import ClientHandshake, ServerHandshake
+from picows._http11 import WSUpgradeResponse
 from picows._protocol import ConnectionOptions, WSProtocol
 from picows._transport import WSTransport
 from picows._types import WSAutoPingStrategy

@@ -3,14 +3,16 @@
     python examples/conforming_echo_server.py --host 127.0.0.1 --port 9001
 
 picows owns everything about *frames*: it answers PINGs (auto-pong), rejects reserved
-opcodes, RSV bits without an extension, fragmented or oversized control frames,
+opcodes, control frames with RSV bits, fragmented or oversized control frames,
 unmasked client frames, invalid close codes and close reasons that are not UTF-8, and
 frames over ``max_frame_size``.  On such a violation it sends a CLOSE with the right
 code and drops the connection; it ignores whatever the peer sends after its CLOSE.
 
-Like upstream picows, it leaves *messages* to the application.  This listener does
-that part of RFC 6455, and nothing more:
+Like upstream picows, it leaves *messages* and *extensions* to the application.  This
+listener does that part of RFC 6455, and nothing more:
 
+* it negotiates no extension, so a data frame with an RSV bit set fails the
+  connection with 1002 (5.2);
 * it reassembles fragmented messages (5.4) and echoes each message once, whole;
 * it fails the connection with 1002 on a CONTINUATION frame that continues nothing,
   or on a new TEXT/BINARY frame while a fragmented message is open (5.4);
@@ -93,6 +95,12 @@ class ConformingEchoListener(WSListener):
         if msg_type == WSMsgType.PONG:
             # 5.5.3: "A response to an unsolicited Pong frame is not expected."
             return
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            # 5.2: "MUST be 0 unless an extension is negotiated that defines meanings
+            # for non-zero values"; this application negotiates none.
+            raise WSProtocolError(
+                WSCloseCode.PROTOCOL_ERROR, "RSV bits set, but no extension was negotiated"
+            )
         if msg_type == WSMsgType.CONTINUATION:
             if self._msg_type is None:
                 raise WSProtocolError(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import inspect
+import logging
 from typing import Any
 
 import pytest
@@ -143,3 +146,61 @@ def test_transport_method_defaults() -> None:
         "buffer",
         "msg_offset",
     ]
+
+
+# Upstream's module paths, and what each must hold: the very objects of ``picows``.
+UPSTREAM_MODULES = {
+    "picows.picows": [
+        "WSMsgType", "WSCloseCode", "WSAutoPingStrategy", "WSFrame", "WSTransport",
+        "WSListener", "WSCloseInfo", "WSCloseHandshake", "WSUpgradeRequest",
+        "WSUpgradeResponse", "WSUpgradeResponseWithListener", "WSProtocolError",
+        "ws_connect", "ws_create_server",
+    ],
+    "picows.url": ["WSInvalidURL", "WSParsedURL", "parse_url"],
+    "picows.api": ["ws_connect", "ws_create_server"],
+    "picows.common": [
+        "WSError", "WSHandshakeError", "WSInvalidMessageError", "WSInvalidStatusError",
+        "WSInvalidHeaderError", "WSInvalidUpgradeError", "WSProtocolError", "WSUpgradeRequest",
+        "WSUpgradeResponse", "WSUpgradeResponseWithListener", "PICOWS_DEBUG_LL", "WSHost",
+        "WSPort", "WSBuffer", "WSHeadersLike",
+    ],
+    "picows.types": ["WSMsgType", "WSCloseCode", "WSAutoPingStrategy", "PICOWS_DEBUG_LL"],
+    "picows.version": ["__version__", "__author__"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", sorted(UPSTREAM_MODULES))
+def test_upstream_module_paths_hold_the_same_objects(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    for name in UPSTREAM_MODULES[module_name]:
+        assert getattr(module, name) is getattr(picows, name), f"{module_name}.{name}"
+    # And they are attributes of the package, as after upstream's ``import picows``.
+    assert getattr(picows, module_name.rpartition(".")[2]) is module
+
+
+def test_upstream_helper_names() -> None:
+    from picows.api import _maybe_handle_redirect, _resolve_logger
+    from picows.picows import (
+        _make_test_ws_frame,
+        _parse_http_request,
+        _parse_upgrade_response,
+        _validate_upgrade_request,
+    )
+    from picows.proxy import _MAX_PROXY_RESPONSE_SIZE, HTTPProxyConnectProtocol
+
+    assert _MAX_PROXY_RESPONSE_SIZE == 64 * 1024
+    assert issubclass(HTTPProxyConnectProtocol, asyncio.Protocol)
+    request = _parse_http_request(
+        b"GET /x HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+    )
+    # RFC 6455 1.3: the example key and its accept value.
+    assert _validate_upgrade_request(request) == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    with pytest.raises(RuntimeError, match="Malformed request line"):
+        _parse_http_request(b"GET /x")
+    assert _parse_upgrade_response(b"HTTP/1.1 101 OK\r\n", b"k") is None  # incomplete
+    frame = _make_test_ws_frame(picows.WSMsgType.TEXT, b"hi", False, True)
+    assert (frame.get_payload_as_utf8_text(), frame.fin, frame.rsv1) == ("hi", 0, 1)
+    assert str(frame).startswith("WSFrame(TEXT, fin=False, rsv1=True")
+    assert _resolve_logger(None, "client") is logging.getLogger("picows.client")
+    assert callable(_maybe_handle_redirect)

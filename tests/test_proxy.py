@@ -95,9 +95,9 @@ def test_basic_credentials_are_utf8_and_refuse_a_colon_in_the_user() -> None:
 
 
 def test_display_url_hides_the_password() -> None:
-    proxy = picows.parse_url("socks5://us%40er:se%3Acret@[::1]:1080/", is_proxy=True)
+    proxy = picows.parse_url("socks5://us%40er:se%3Acret@[::1]:1080/", check_scheme=False)
     assert proxy_display_url(proxy) == "socks5://us%40er@[::1]:1080"
-    proxy = picows.parse_url("https://proxy.example", is_proxy=True)
+    proxy = picows.parse_url("https://proxy.example", check_scheme=False)
     assert proxy_display_url(proxy) == "https://proxy.example:443"
 
 
@@ -156,7 +156,7 @@ def test_reader_fails_fast_on_garbage(data: bytes) -> None:
 
 
 def test_reader_refuses_a_malformed_status_line() -> None:
-    with pytest.raises(WSProxyError, match="invalid status line"):
+    with pytest.raises(WSProxyError, match="returned an invalid response"):
         ConnectResponseReader(PROXY).feed(b"HTTP/1.1 2000 OK\r\n\r\n")
 
 
@@ -164,7 +164,7 @@ def test_reader_caps_the_answer_at_64_kib() -> None:
     reader = ConnectResponseReader(PROXY)
     assert reader.feed(b"HTTP/1.1 200 OK\r\n") is None
     line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
-    with pytest.raises(WSProxyError, match="exceeds 65536"):
+    with pytest.raises(WSProxyError, match="headers are too large"):
         for _ in range(MAX_CONNECT_RESPONSE // len(line) + 1):
             assert reader.feed(line) is None
     ok = b"HTTP/1.1 200 OK\r\n" + line * 60 + b"\r\n"
@@ -174,7 +174,7 @@ def test_reader_caps_the_answer_at_64_kib() -> None:
 def test_reader_eof() -> None:
     reader = ConnectResponseReader(PROXY)
     reader.feed(b"HTTP/1.1 200")
-    with pytest.raises(WSProxyError, match="connection closed before the answer"):
+    with pytest.raises(WSProxyError, match="closed the connection before replying"):
         reader.feed_eof()
 
 
@@ -191,6 +191,17 @@ def test_proxy_error_is_a_picklable_ws_error() -> None:
     assert str(error) == f"proxy {PROXY}: CONNECT x:1 refused with 403 Forbidden"
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.proxy, copy.message, copy.status) == (error.proxy, error.message, 403)
+
+
+def test_proxy_error_is_what_upstream_code_catches() -> None:
+    """Upstream raises python_socks.ProxyError for every proxy failure, HTTP ones too."""
+    import python_socks  # the test extra installs it
+
+    error = WSProxyError(PROXY, "HTTP proxy rejected connection with status 407", 407)
+    assert isinstance(error, python_socks.ProxyError)
+    assert error.error_code == 407
+    with pytest.raises(python_socks.ProxyError, match="rejected connection with status 407"):
+        raise error
 
 
 # ---------------------------------------------------------------------------
@@ -351,7 +362,9 @@ async def test_wrong_credentials(
 @needs_daemon("tinyproxy")
 async def test_connect_refused_by_proxy_rules(tinyproxy_port_1_only: str, echo_server: str) -> None:
     proxy = f"http://{tinyproxy_port_1_only}"
-    with pytest.raises(WSProxyError, match="refused with 403 Access violation") as info:
+    with pytest.raises(
+        WSProxyError, match="rejected connection with status 403 Access violation"
+    ) as info:
         await picows.ws_connect(picows.WSListener, echo_server, proxy=proxy)
     assert info.value.status == 403
     _assert_names_proxy(info.value, proxy)
@@ -360,7 +373,7 @@ async def test_connect_refused_by_proxy_rules(tinyproxy_port_1_only: str, echo_s
 @pytest.mark.parametrize(
     ("scheme", "fixture", "expected"),
     [
-        ("http", "tinyproxy", "refused with 500 Unable to connect"),
+        ("http", "tinyproxy", "rejected connection with status 500 Unable to connect"),
         ("socks5", "danted", "SOCKS5 handshake failed"),
         ("socks4", "danted", "SOCKS4 handshake failed"),
         ("socks5", "microsocks", "SOCKS5 handshake failed"),
@@ -403,7 +416,7 @@ async def test_proxy_answers_garbage(
     if scheme == "https":  # the TLS handshake with the proxy fails
         assert isinstance(info.value.__cause__, ssl.SSLError)
     elif scheme == "http":
-        assert "invalid answer to CONNECT: b'SSH-2.0" in str(info.value)
+        assert "returned an invalid response: b'SSH-2.0" in str(info.value)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

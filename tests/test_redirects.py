@@ -131,7 +131,7 @@ async def test_two_hops_through_proxy(
         **proxy_case.kwargs,
     )
     assert router.requests == ["/hops/first", "/hops/second?hop=2"]
-    proxy = picows.parse_url(proxy_case.url, is_proxy=True)
+    proxy = picows.parse_url(proxy_case.url, check_scheme=False)
     assert [(e.scheme, e.host, e.port) for e in seen] == [
         (proxy.scheme, proxy.host, proxy.port)
     ] * 3

@@ -25,7 +25,8 @@ SANS_IO_MODULES = [
     "_close",
     "_frames",
     "_url",
-    "_http",
+    "_http11",
+    "_handshake",
 ]
 ASYNC_MODULES = ["_protocol", "_transport", "_listener", "_api"]
 

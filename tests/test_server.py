@@ -482,6 +482,29 @@ async def test_oversized_request_is_closed_without_answer(request_bytes: bytes) 
     assert paths == []
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "answer"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17000 + b"\r\n\r\n", b""),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"b" * 20000, b""),
+        # A 404, with 256 KiB more that the client sent before reading it.
+        (upgrade_request() + b"x" * 262144, b"HTTP/1.1 404 Not Found\r\n"),
+    ],
+    ids=["oversized", "unterminated", "404-then-more-data"],
+)
+async def test_refused_request_ends_with_a_clean_eof(request_bytes: bytes, answer: bytes) -> None:
+    """Closing with unread input would send a reset, which can destroy the answer: the
+    server half-closes and drops what still comes (RFC 9112 9.6), as upstream does."""
+    async with serve_picows(lambda request: None) as (_, base):
+        async with raw_connection(port_of(base)) as (reader, writer):
+            writer.write(request_bytes)
+            # read() to EOF raises ConnectionResetError if the server reset.
+            data = await asyncio.wait_for(reader.read(), TIMEOUT)
+    assert data.startswith(answer)
+    if answer:
+        assert data.endswith(b"404 Not Found")
+
+
 # ---------------------------------------------------------------------------
 # Server handshake timeout
 

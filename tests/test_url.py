@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import urllib.parse
 from typing import Optional
 
 import pytest
@@ -150,19 +151,22 @@ def test_plain_uri_is_not_changed() -> None:
 # --- credentials -----------------------------------------------------------------
 
 
-def test_userinfo_is_percent_decoded() -> None:
+def test_userinfo_stays_in_uri_form() -> None:
+    # As upstream: the credentials are kept as written; whoever sends them decodes them.
     parsed = parse_url("ws://us%40er:p%3Ass%25w@example.com:9000/")
-    assert parsed.username == "us@er"
-    assert parsed.password == "p:ss%w"
-    assert parsed.user_info == ("us@er", "p:ss%w")
+    assert parsed.username == "us%40er"
+    assert parsed.password == "p%3Ass%25w"
+    assert parsed.user_info == ("us%40er", "p%3Ass%25w")
     # Credentials never reach the Host header.
     assert parsed.netloc == "example.com:9000"
     assert parsed.host == "example.com"
 
 
-def test_userinfo_non_ascii() -> None:
+def test_userinfo_non_ascii_is_percent_encoded() -> None:
+    # RFC 3987 3.1: an IRI's credentials become UTF-8 percent-escapes.
     parsed = parse_url("ws://jürgen:pässword@example.com")
-    assert parsed.user_info == ("jürgen", "pässword")
+    assert parsed.user_info == ("j%C3%BCrgen", "p%C3%A4ssword")
+    assert [urllib.parse.unquote(part) for part in parsed.user_info] == ["jürgen", "pässword"]
 
 
 def test_userinfo_password_may_contain_colon_and_at() -> None:
@@ -176,7 +180,7 @@ def test_username_without_password() -> None:
     parsed = parse_url("ws://user@example.com")
     assert parsed.username == "user"
     assert parsed.password is None
-    assert parsed.user_info == ("user", "")
+    assert parsed.user_info is None  # as upstream: both or nothing
 
 
 def test_no_userinfo() -> None:
@@ -214,7 +218,6 @@ def test_query_without_question_mark_and_may_be_empty() -> None:
 # --- errors ----------------------------------------------------------------------
 
 _SCHEME = "scheme isn't ws or wss"
-_PROXY_SCHEME = "proxy scheme isn't http, https, socks4 or socks5"
 _NO_HOST = "hostname isn't provided"
 _FRAGMENT = "fragment identifier is meaningless"
 _PORT = "port is invalid"
@@ -325,7 +328,7 @@ def test_non_str_raises_type_error(value: object) -> None:
     ],
 )
 def test_proxy_urls(url: str, scheme: str, is_secure: bool, port: int, netloc: str) -> None:
-    parsed = parse_url(url, is_proxy=True)
+    parsed = parse_url(url, check_scheme=False)
     assert parsed.url == url
     assert parsed.scheme == scheme
     assert parsed.is_secure is is_secure
@@ -336,29 +339,30 @@ def test_proxy_urls(url: str, scheme: str, is_secure: bool, port: int, netloc: s
 
 @pytest.mark.parametrize("scheme", ["http", "https", "socks4", "socks5"])
 def test_proxy_credentials(scheme: str) -> None:
-    parsed = parse_url(f"{scheme}://us%3Aer:s%40cret@proxy.local:8000", is_proxy=True)
+    parsed = parse_url(f"{scheme}://us%3Aer:s%40cret@proxy.local:8000", check_scheme=False)
     assert parsed.scheme == scheme
-    assert parsed.username == "us:er"
-    assert parsed.password == "s@cret"
-    assert parsed.user_info == ("us:er", "s@cret")
+    assert parsed.user_info == ("us%3Aer", "s%40cret")
     assert parsed.host == "proxy.local"
     assert parsed.port == 8000
 
 
-@pytest.mark.parametrize("url", ["ws://proxy.local", "wss://proxy.local", "ftp://p", "p:1"])
-def test_proxy_scheme_error(url: str) -> None:
-    with pytest.raises(WSInvalidURL) as exc_info:
-        parse_url(url, is_proxy=True)
-    assert exc_info.value.url == url
-    assert exc_info.value.msg == _PROXY_SCHEME
-    assert str(exc_info.value) == f"{url} isn't a valid URL: {_PROXY_SCHEME}"
+@pytest.mark.parametrize("url", ["ws://proxy.local", "wss://proxy.local", "ftp://p"])
+def test_check_scheme_false_accepts_any_scheme(url: str) -> None:
+    # As upstream: the caller (the proxy code) decides which schemes it supports.
+    assert parse_url(url, check_scheme=False).scheme == url.partition(":")[0]
+
+
+@pytest.mark.parametrize("url", ["1ws://h", "w_s://h", "://h"])
+def test_check_scheme_false_still_needs_a_valid_scheme(url: str) -> None:
+    with pytest.raises(WSInvalidURL, match="invalid scheme"):
+        parse_url(url, check_scheme=False)
 
 
 def test_proxy_url_other_errors() -> None:
     with pytest.raises(WSInvalidURL, match="hostname isn't provided"):
-        parse_url("http://", is_proxy=True)
+        parse_url("http://", check_scheme=False)
     with pytest.raises(WSInvalidURL, match="port is invalid"):
-        parse_url("socks5://p:99999", is_proxy=True)
+        parse_url("socks5://p:99999", check_scheme=False)
 
 
 # --- the dataclass ---------------------------------------------------------------
@@ -379,9 +383,9 @@ def test_field_order_equality_and_hash() -> None:
         "url",
         "scheme",
         "is_secure",
+        "netloc",
         "host",
         "port",
-        "netloc",
         "path",
         "query",
         "username",
@@ -428,7 +432,9 @@ def _check_invariants(parsed: WSParsedURL, url: str, is_proxy: bool) -> None:
         assert parsed.scheme in ("ws", "wss")
         assert parsed.is_secure is (parsed.scheme == "wss")
     # Rebuilding the URL from its parts gives the same parts back.
-    again = parse_url(f"{parsed.scheme}://{parsed.netloc}{parsed.resource_name}", is_proxy)
+    again = parse_url(
+        f"{parsed.scheme}://{parsed.netloc}{parsed.resource_name}", check_scheme=not is_proxy
+    )
     assert (again.host, again.port, again.netloc) == (parsed.host, parsed.port, parsed.netloc)
     assert again.resource_name == parsed.resource_name
     assert again.query == parsed.query
@@ -436,7 +442,7 @@ def _check_invariants(parsed: WSParsedURL, url: str, is_proxy: bool) -> None:
 
 def _parse_or_invalid(url: str, is_proxy: bool = False) -> Optional[WSParsedURL]:
     try:
-        parsed = parse_url(url, is_proxy)
+        parsed = parse_url(url, check_scheme=not is_proxy)
     except WSInvalidURL as exc:
         assert exc.url == url
         assert exc.msg

@@ -5,7 +5,8 @@ The public API is upstream picows 2.x's: ``ws_connect``, ``ws_create_server``,
 behind it are small and readable beside RFC 6455:
 
 * ``_url``        -- ws:// and wss:// URLs (RFC 6455 3)
-* ``_http``       -- the opening handshake (RFC 6455 4)
+* ``_http11``     -- HTTP/1.1 objects and syntax (RFC 9110, 9112)
+* ``_handshake``  -- the opening handshake (RFC 6455 4)
 * ``_frames``     -- frame parsing and encoding (RFC 6455 5)
 * ``_header``     -- frame header decoding and its errors (RFC 6455 5.2, 5.5)
 * ``_mask``       -- masking in pure Python (RFC 6455 5.3)
@@ -15,12 +16,19 @@ behind it are small and readable beside RFC 6455:
 * ``_connect``    -- opening the connection: direct, socket_factory, proxies, aiofastnet
 * ``_protocol``, ``_transport``, ``_listener``, ``_api`` -- the asyncio glue
 
+Upstream's module paths are kept as thin public modules over the private ones:
+``picows.picows``, ``picows.url``, ``picows.api``, ``picows.common``, ``picows.proxy``,
+``picows.types`` and ``picows.version``.
+
 ``BACKEND`` tells which masking implementation is active: ``"cffi"`` or
 ``"python"``.  Set ``PICOWS_NO_EXTENSIONS=1`` to force pure Python.
 """
 
 from __future__ import annotations
 
+# Upstream's public module paths (picows.picows, picows.url, ...), loaded as upstream's
+# __init__ loads them, so that ``import picows; picows.url.parse_url(...)`` works too.
+from . import api, common, picows, proxy, types, url, version  # noqa: F401
 from ._api import (
     WSListenerFactory,
     WSLoggerLike,
@@ -43,7 +51,7 @@ from ._exceptions import (
     WSProxyError,
 )
 from ._frames import WSFrame
-from ._http import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
+from ._http11 import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 from ._listener import WSListener
 from ._transport import WSTransport
 from ._types import (
@@ -57,9 +65,8 @@ from ._types import (
     WSPort,
 )
 from ._url import WSParsedURL, parse_url
-
-__version__ = "0.1.0"
-__author__ = "picows pure-Python contributors"
+from .version import __author__ as __author__
+from .version import __version__ as __version__
 
 __all__ = [
     "BACKEND",

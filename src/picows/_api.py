@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import urljoin
 
 from ._connect import Connector, create_server, load_aiofastnet
 from ._exceptions import WSHandshakeError, WSInvalidStatusError
-from ._http import ClientHandshake, WSUpgradeRequest, WSUpgradeResponse
+from ._handshake import ClientHandshake
+from ._http11 import WSUpgradeRequest, WSUpgradeResponse
 from ._listener import WSListener
 from ._protocol import ConnectionOptions, WSProtocol
 from ._transport import WSTransport
@@ -43,12 +44,13 @@ _DEFAULT_READ_BUFFER_INIT_SIZE = 16 * 1024
 
 
 def _resolve_logger(
-    logger_name: WSLoggerLike, default: str
+    logger_name: WSLoggerLike, default_suffix: str, prefix: str = "picows."
 ) -> Union[logging.Logger, logging.LoggerAdapter[Any]]:
+    """The logger named by ``logger_name``: ``<prefix><name>``, or given as an object."""
     if logger_name is None:
-        return logging.getLogger(f"picows.{default}")
+        return logging.getLogger(f"{prefix}{default_suffix}")
     if isinstance(logger_name, str):
-        return logging.getLogger(f"picows.{logger_name}")
+        return logging.getLogger(f"{prefix}{logger_name}")
     if isinstance(logger_name, (logging.Logger, logging.LoggerAdapter)):
         return logger_name
     raise TypeError(
@@ -118,37 +120,51 @@ async def ws_connect(
                 ws_listener_factory, parsed, options, ssl_context, extra_headers, connector
             )
         except WSInvalidStatusError as exc:
-            response = exc.response
-            if max_redirects <= 0 or response is None or response.status not in _REDIRECT_STATUSES:
-                raise
             if redirects >= max_redirects:
                 raise
-            location = response.headers.get("Location")
-            if not location:
-                raise WSHandshakeError(
-                    f"received redirect {int(response.status)} without Location header",
-                    exc.raw_header,
-                    exc.raw_body,
-                    response,
-                ) from exc
-            target = parse_url(urljoin(parsed.url, location))
-            if parsed.is_secure and not target.is_secure:
-                raise WSHandshakeError(
-                    f"cannot follow redirect to non-secure URL {target.url}",
-                    exc.raw_header,
-                    exc.raw_body,
-                    response,
-                ) from exc
+            target = _maybe_handle_redirect(exc, parsed, max_redirects)
             redirects += 1
+            assert exc.response is not None
             logger.info(
                 "Following redirect %d/%d (%d): %s -> %s",
                 redirects,
                 max_redirects,
-                int(response.status),
+                int(exc.response.status),
                 parsed.url,
                 target.url,
             )
             parsed = target
+
+
+def _maybe_handle_redirect(
+    exc: WSHandshakeError, old_parsed_url: WSParsedURL, max_redirects: int
+) -> WSParsedURL:
+    """The URL to try next after ``exc``, or ``exc`` re-raised when it is no redirect.
+
+    RFC 9110 15.4: 301, 302, 303, 307 and 308 are followed by repeating the request at
+    ``Location``, resolved against the current URL.  A redirect from wss:// to ws://
+    would send the request in clear: it is refused.
+    """
+    response = exc.response
+    if max_redirects <= 0 or response is None or response.status not in _REDIRECT_STATUSES:
+        raise exc
+    location = response.headers.get("Location")
+    if location is None:
+        raise WSHandshakeError(
+            f"received redirect {int(response.status)} without Location header",
+            exc.raw_header,
+            exc.raw_body,
+            response,
+        ) from exc
+    target = parse_url(urljoin(old_parsed_url.url, location))
+    if old_parsed_url.is_secure and not target.is_secure:
+        raise WSHandshakeError(
+            f"cannot follow redirect to non-secure URL {target.url}",
+            exc.raw_header,
+            exc.raw_body,
+            response,
+        ) from exc
+    return target
 
 
 async def _connect_once(
@@ -185,15 +201,9 @@ async def _connect_once(
         logger=options.logger,
     )
     assert isinstance(protocol, WSProtocol)
-    timeout = options.websocket_handshake_timeout
     try:
-        waiter: Awaitable[tuple[WSTransport, WSListener]] = protocol.handshake_done
-        if timeout is not None:
-            waiter = asyncio.wait_for(waiter, timeout)
-        return await waiter
-    except asyncio.TimeoutError:
-        transport.abort()
-        raise asyncio.TimeoutError("websocket handshake timeout") from None
+        # Bounded by websocket_handshake_timeout, from connection_made on.
+        return await protocol.handshake_done
     except BaseException:
         transport.abort()
         raise

@@ -67,23 +67,21 @@ def parse_close_payload(payload: Union[bytes, bytearray, memoryview]) -> WSClose
     if size == 0:
         return WSCloseInfo(WSCloseCode.NO_INFO, "")
     if size == 1:
+        # 5.5.1: the body, if any, "MUST" start with a 2-byte status code.
         raise WSProtocolError(
-            WSCloseCode.PROTOCOL_ERROR,
-            "Received CLOSE frame with a 1-byte payload: RFC 6455 5.5.1 requires "
-            "an empty payload or a 2-byte status code",
+            WSCloseCode.PROTOCOL_ERROR, "Received CLOSE with invalid close code size: 1"
         )
     code = (payload[0] << 8) | payload[1]
     if not is_valid_received_close_code(code):
         raise WSProtocolError(
-            WSCloseCode.PROTOCOL_ERROR,
-            f"Received CLOSE frame with invalid close code {code} (RFC 6455 7.4)",
+            WSCloseCode.PROTOCOL_ERROR, f"Received CLOSE with invalid close code: {code}"
         )
     try:
         reason = decode_utf8(payload[2:])
     except UnicodeDecodeError:
+        # 5.5.1: the reason is UTF-8; 7.4.1: 1007 is for data inconsistent with its type.
         raise WSProtocolError(
-            WSCloseCode.INVALID_TEXT,
-            "Received CLOSE frame whose reason is not valid UTF-8 (RFC 6455 5.5.1)",
+            WSCloseCode.INVALID_TEXT, "Received CLOSE with invalid UTF-8 reason"
         ) from None
     return WSCloseInfo(WSCloseCode(code), reason)
 

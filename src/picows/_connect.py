@@ -8,7 +8,7 @@ paths, for a ``ws://`` or ``wss://`` server S::
     direct        create_connection(S, ssl)
     socket        socket_factory(S) -> sock [connected here if needed];
                   create_connection(sock=sock, ssl, server_hostname=S)
-    HTTP(S) proxy create_connection(P, ssl=proxy context for https) with _ConnectTunnel;
+    HTTP(S) proxy create_connection(P, ssl=proxy context for https) with HTTPProxyConnectProtocol;
                   CONNECT S -> 2xx; then for wss start_tls(server_hostname=S) inside
                   the tunnel, and the WebSocket protocol takes over the transport
     SOCKS proxy   python-socks connects to P (or talks over socket_factory's socket)
@@ -31,18 +31,18 @@ import ssl as ssl_module
 import sys
 from types import ModuleType
 from typing import Any, Awaitable, Callable, Optional, TypeVar, Union, cast
+from urllib.parse import unquote
 
-from ._exceptions import WSProxyError
+from ._exceptions import WSInvalidURL, WSProxyError
 from ._proxy import (
     ConnectResponse,
     ConnectResponseReader,
-    authority,
     build_connect_request,
     proxy_display_url,
 )
 from ._url import WSParsedURL, parse_url
 
-__all__ = ["Connector", "create_server", "load_aiofastnet"]
+__all__ = ["Connector", "HTTPProxyConnectProtocol", "create_server", "load_aiofastnet"]
 
 T = TypeVar("T")
 Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
@@ -58,6 +58,7 @@ _TCP_ONLY_KWARGS = frozenset(
 )
 
 _SOCKS_INSTALL_HINT = "pip install python-socks[asyncio]"
+_PROXY_SCHEMES = ("http", "https", "socks4", "socks5")
 
 
 def _is_tls_kwarg(name: str) -> bool:
@@ -145,51 +146,85 @@ class _Net:
         return tls
 
 
-class _ConnectTunnel(asyncio.Protocol):
-    """Sends CONNECT and waits for the answer; then the WebSocket protocol takes over."""
+class HTTPProxyConnectProtocol(asyncio.Protocol):
+    """Sends CONNECT to an HTTP proxy and waits for a 2xx answer (upstream's name).
+
+    ``username`` and ``password`` are as in the proxy URL (percent-encoded).  A refusal,
+    an answer that is not HTTP or one over 64 KiB aborts the connection and fails
+    :meth:`wait_tunnel_established` with a :class:`~picows.WSProxyError`; a connection
+    lost before the answer fails it with the loss's own exception.  Once the tunnel is
+    open, reading pauses and the bytes that followed the answer are kept in
+    :attr:`leftover`: they already belong to the server, for the WebSocket protocol
+    that takes the transport over.
+    """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, request: bytes, reader: ConnectResponseReader
+        self,
+        host: str,
+        port: int,
+        username: Optional[str],
+        password: Optional[str],
+        proxy: str = "",
     ) -> None:
-        self._request = request
-        self._reader = reader
+        user_info = None
+        if username is not None:
+            user_info = (unquote(username), unquote(password or ""))
+        self._request = build_connect_request(host.strip("[]"), port, user_info)
+        self._reader = ConnectResponseReader(proxy)
         self._transport: Optional[asyncio.Transport] = None
-        #: ``(response, leftover)``, or a WSProxyError.
-        self.answer: asyncio.Future[tuple[ConnectResponse, bytes]] = loop.create_future()
+        #: What the server sent right after the proxy's answer.
+        self.leftover = b""
+        self._tunnel_established: asyncio.Future[ConnectResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
-        if self.answer.done():
+        if self._tunnel_established.done():
+            self.leftover += data
             return
         try:
-            result = self._reader.feed(data)
+            answer = self._reader.feed(data)
         except WSProxyError as exc:
-            self.answer.set_exception(exc)
+            self._fail(exc)
             return
-        if result is not None:
-            # Hold what follows (the server's bytes) until the WebSocket protocol is in.
-            assert self._transport is not None
+        if answer is None:
+            return
+        response, self.leftover = answer
+        if not response.is_success:
+            self._fail(self._reader.refused(response))
+            return
+        # Hold what follows (the server's bytes) until the WebSocket protocol is in.
+        if self._transport is not None:
             self._transport.pause_reading()
-            self.answer.set_result(result)
+        self._tunnel_established.set_result(response)
 
     def eof_received(self) -> Optional[bool]:
-        self._fail(None)
+        self.connection_lost(None)
         return False
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self._fail(exc)
-
-    def _fail(self, exc: Optional[BaseException]) -> None:
-        if self.answer.done():
+        if self._tunnel_established.done():
             return
-        try:
-            self._reader.feed_eof()
-        except WSProxyError as error:
-            error.__cause__ = exc
-            self.answer.set_exception(error)
+        if exc is None:
+            try:
+                self._reader.feed_eof()
+            except WSProxyError as error:
+                exc = error
+        self._tunnel_established.set_exception(exc or ConnectionResetError())
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        if not self._tunnel_established.done():
+            self._tunnel_established.set_exception(exc)
+
+    async def wait_tunnel_established(self) -> ConnectResponse:
+        """The proxy's 2xx answer, once the tunnel is open."""
+        return await self._tunnel_established
 
 
 def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
@@ -291,7 +326,9 @@ class Connector:
         use_aiofastnet: Optional[bool],
         kwargs: dict[str, Any],
     ) -> None:
-        self.proxy = None if proxy is None else parse_url(proxy, is_proxy=True)
+        self.proxy = None if proxy is None else parse_url(proxy, check_scheme=False)
+        if self.proxy is not None and self.proxy.scheme not in _PROXY_SCHEMES:
+            raise WSInvalidURL(proxy or "", "proxy scheme isn't http, https, socks4 or socks5")
         if self.proxy is not None and proxy_ssl_context is not None and not self.proxy.is_secure:
             raise ValueError(
                 f"proxy_ssl_context is only meaningful with an https:// proxy, "
@@ -405,34 +442,35 @@ class Connector:
         elif tls_kwargs:
             raise ValueError(f"{', '.join(tls_kwargs)} is only meaningful with wss://")
         sock = await self._socket_from_factory(self.proxy)
-        transport, leftover = await self._proxy_step(self._http_tunnel(net, sock, url), timeout)
+        transport, tunnel = await self._proxy_step(self._http_tunnel(net, sock, url), timeout)
         try:
+            if url.is_secure:
+                if tunnel.leftover:
+                    raise WSProxyError(self._display, "unexpected data before the TLS handshake")
+                # The TLS session with the server runs inside the tunnel; the certificate
+                # is checked against the server's name, not the proxy's.  The tunnel's
+                # protocol stays in place until TLS is up: the WebSocket protocol only
+                # ever sees a working connection.
+                context = ssl if isinstance(ssl, ssl_module.SSLContext) else None
+                if context is None:
+                    context = ssl_module.create_default_context()
+                tls_kwargs.setdefault("server_hostname", url.host)
+                transport = await net.start_tls(transport, tunnel, context, **tls_kwargs)
             protocol = protocol_factory()
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            if tunnel.leftover:
+                _feed(protocol, tunnel.leftover)
             if not url.is_secure:
-                transport.set_protocol(protocol)
-                protocol.connection_made(transport)
-                if leftover:
-                    _feed(protocol, leftover)
                 transport.resume_reading()
-                return transport, protocol
-            if leftover:
-                raise WSProxyError(self._display, "unexpected data before the TLS handshake")
-            # The TLS session with the server runs inside the tunnel; the certificate
-            # is checked against the server's name, not the proxy's.
-            context = ssl if isinstance(ssl, ssl_module.SSLContext) else None
-            if context is None:
-                context = ssl_module.create_default_context()
-            tls_kwargs.setdefault("server_hostname", url.host)
-            tls_transport = await net.start_tls(transport, protocol, context, **tls_kwargs)
-            protocol.connection_made(tls_transport)
-            return tls_transport, protocol
+            return transport, protocol
         except BaseException:
             transport.abort()
             raise
 
     async def _http_tunnel(
         self, net: _Net, sock: Optional[socket.socket], url: WSParsedURL
-    ) -> tuple[asyncio.Transport, bytes]:
+    ) -> tuple[asyncio.Transport, HTTPProxyConnectProtocol]:
         """Connects to the HTTP(S) proxy and opens a CONNECT tunnel to ``url``."""
         proxy = self.proxy
         assert proxy is not None
@@ -441,11 +479,11 @@ class Connector:
         if proxy.is_secure:
             context = self._proxy_ssl_context or ssl_module.create_default_context()
             kwargs["server_hostname"] = proxy.host
-        request = build_connect_request(url.host, url.port, proxy.user_info)
-        reader = ConnectResponseReader(self._display)
 
-        def tunnel_factory() -> _ConnectTunnel:
-            return _ConnectTunnel(net.loop, request, reader)
+        def tunnel_factory() -> HTTPProxyConnectProtocol:
+            return HTTPProxyConnectProtocol(
+                url.host, url.port, proxy.username, proxy.password, self._display
+            )
 
         if sock is None:
             kwargs.update((k, v) for k, v in self._kwargs.items() if k in _TCP_ONLY_KWARGS)
@@ -463,22 +501,15 @@ class Connector:
                 sock.close()
                 raise
         try:
-            assert isinstance(tunnel, _ConnectTunnel)
-            response, leftover = await tunnel.answer
+            assert isinstance(tunnel, HTTPProxyConnectProtocol)
+            await tunnel.wait_tunnel_established()
         except BaseException:
             transport.abort()
             raise
-        if not response.is_success:
-            transport.abort()
-            reason = f"{response.status} {response.reason}".rstrip()
-            target = authority(url.host, url.port)
-            raise WSProxyError(
-                self._display, f"CONNECT {target} refused with {reason}", response.status
-            )
         if transport.is_closing():  # the proxy hung up right after saying yes
             transport.abort()
             raise WSProxyError(self._display, "the proxy closed the tunnel")
-        return transport, leftover
+        return transport, tunnel
 
     async def _through_socks_proxy(
         self,
@@ -505,6 +536,9 @@ class Connector:
         proxy = self.proxy
         assert proxy is not None and self._socks is not None
         python_socks, socks_asyncio = self._socks
+        # RFC 1929 2: the user name and password are sent as they are, not URI-encoded.
+        username = None if proxy.username is None else unquote(proxy.username)
+        password = None if proxy.password is None else unquote(proxy.password)
         try:
             if proxy.scheme == "socks5":
                 proxy_type = python_socks.ProxyType.SOCKS5
@@ -520,15 +554,13 @@ class Connector:
             # SOCKS4 sends the user name as USERID.
             if sock is None:
                 client = socks_asyncio.Proxy(
-                    proxy_type, proxy.host, proxy.port, proxy.username, proxy.password, rdns=rdns
+                    proxy_type, proxy.host, proxy.port, username, password, rdns=rdns
                 )
                 tunnelled: socket.socket = await client.connect(host, url.port, timeout=timeout)
                 return tunnelled
             if not _is_connected(sock):
                 await _connect_socket(loop, sock, proxy)
-            await _socks_handshake(
-                loop, sock, proxy_type, proxy.username, proxy.password, rdns, host, url.port
-            )
+            await _socks_handshake(loop, sock, proxy_type, username, password, rdns, host, url.port)
             return sock
         except BaseException as exc:
             if sock is not None:

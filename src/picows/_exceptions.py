@@ -10,7 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from ._http import WSUpgradeResponse
+    from ._http11 import WSUpgradeResponse
+
+    _ProxyErrorBase = Exception
+else:
+    try:
+        # Upstream picows reports proxy failures as python_socks.ProxyError, and code
+        # written for it catches that: where python-socks is installed, WSProxyError
+        # is one too.
+        from python_socks import ProxyError as _ProxyErrorBase
+    except ImportError:
+        _ProxyErrorBase = Exception
 
 __all__ = [
     "WSError",
@@ -102,18 +112,21 @@ class WSInvalidURL(WSError):
         return f"{self.url} isn't a valid URL: {self.msg}"
 
 
-class WSProxyError(WSError):
+class WSProxyError(WSError, _ProxyErrorBase):
     """``ws_connect`` could not open a tunnel through its ``proxy``.
 
     The proxy is down, answered garbage or nothing in time, rejected the credentials, or
     refused to connect to the server.  ``proxy`` is the proxy URL without its password;
     ``status`` is the HTTP status of a refused CONNECT (None for other failures).  The
     underlying error (``ConnectionRefusedError``, ``TimeoutError``, a ``python_socks``
-    error...) is the ``__cause__``.
+    error...) is the ``__cause__``.  When python-socks is installed, this is also a
+    ``python_socks.ProxyError`` (what upstream picows raises), with ``error_code`` set
+    to ``status``.
     """
 
     def __init__(self, proxy: str, message: str, status: Optional[int] = None) -> None:
-        super().__init__(proxy, message, status)
+        Exception.__init__(self, proxy, message, status)
+        self.error_code = status
         self.proxy = proxy
         self.message = message
         self.status = status

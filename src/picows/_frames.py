@@ -119,7 +119,7 @@ class WSFrame:
 
     def __init__(
         self,
-        reader: FrameReader,
+        reader: Optional[FrameReader],
         view: memoryview,
         msg_type: WSMsgType,
         first_byte: int,
@@ -141,7 +141,7 @@ class WSFrame:
     @property
     def last_in_buffer(self) -> int:
         """1 if no further *complete* frame is buffered behind this one."""
-        if self.tail_size == 0:
+        if self.tail_size == 0 or self._reader is None:
             return 1
         end = self._start + self.payload_size
         return 0 if self._reader.has_complete_frame_at(end) else 1

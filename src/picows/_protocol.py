@@ -24,16 +24,14 @@ from ._backend import BACKEND
 from ._close import WSCloseHandshake, close_frame_for, parse_close_payload
 from ._exceptions import WSHandshakeError, WSProtocolError
 from ._frames import FrameReader, WSFrame
-from ._http import (
+from ._handshake import (
     ClientHandshake,
     RequestTooLargeError,
     ServerHandshake,
     UnsupportedVersionError,
-    WSUpgradeRequest,
-    WSUpgradeResponse,
-    WSUpgradeResponseWithListener,
     upgrade_required_response,
 )
+from ._http11 import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 from ._listener import WSListener, overrides
 from ._transport import WSTransport
 from ._types import PICOWS_DEBUG_LL, WSAutoPingStrategy, WSCloseCode, WSMsgType
@@ -48,6 +46,9 @@ _CLOSE = WSMsgType.CLOSE
 # Upstream waits this long between sending a failure CLOSE and dropping the TCP
 # connection, so the CLOSE has a chance to reach the peer before a reset.
 _FAIL_DISCONNECT_DELAY = 0.01
+
+# How long a refused client may keep sending when there is no handshake timeout.
+_LINGER_TIMEOUT = 5.0
 
 # The handshake is read into a small buffer of its own; frames get the big one.
 _HANDSHAKE_READ_SIZE = 4096
@@ -150,6 +151,7 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._underlying: Optional[asyncio.Transport] = None
         self._handshake_buffer = bytearray(_HANDSHAKE_READ_SIZE)
         self._handshake_timer: Optional[asyncio.TimerHandle] = None
+        self._lingering = False
         #: Resolved with (transport, listener) when the client handshake completes.
         self.handshake_done: asyncio.Future[tuple[WSTransport, WSListener]] = (
             self._loop.create_future()
@@ -176,17 +178,21 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._logger = _connection_logger(self._options.logger, transport)
         _set_nodelay(transport)
         timeout = self._options.websocket_handshake_timeout
+        if timeout is not None:
+            # The client fails ws_connect with a TimeoutError; the server quietly drops
+            # a peer that does not finish the upgrade.
+            self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
         if self._is_client:
             assert self._client_handshake is not None
             transport.write(self._client_handshake.request_bytes())
-        elif timeout is not None:
-            # The server quietly drops a peer that does not finish the upgrade.
-            self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
         peer = transport.get_extra_info("peername")
         self._logger.log(PICOWS_DEBUG_LL, "connection made: %s", peer)
 
     def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
         self._logger.info("websocket handshake timeout: disconnecting")
+        if self._is_client and not self.handshake_done.done():
+            self.handshake_done.set_exception(asyncio.TimeoutError("websocket handshake timeout"))
         assert self._underlying is not None
         self._underlying.abort()
 
@@ -267,6 +273,8 @@ class WSProtocol(asyncio.BufferedProtocol):
     # -- handshake ----------------------------------------------------------------
 
     def _handshake_data(self, data: bytes) -> None:
+        if self._lingering:
+            return  # see _close_lingering
         if self._is_client:
             self._client_handshake_data(data)
         else:
@@ -322,7 +330,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             request = handshake.receive_data(data)
         except RequestTooLargeError as exc:
             self._logger.info("Closing connection: %s", exc)
-            underlying.close()
+            self._close_lingering()
             return
         except WSHandshakeError as exc:
             self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
@@ -376,7 +384,30 @@ class WSProtocol(asyncio.BufferedProtocol):
         assert self._server_handshake is not None and self._underlying is not None
         self._logger.info("Upgrade refused with %s", int(response.status))
         self._underlying.write(self._server_handshake.error_response_bytes(response))
-        self._underlying.close()
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Close a connection whose request we will not serve, without losing our answer.
+
+        Closing a socket that still has unread input makes the kernel send a reset,
+        and a reset can destroy the response (or the EOF) before the client reads
+        it.  So, as RFC 9112 9.6 advises, we half-close, drop whatever the client
+        still sends, and close when it does; a client that never does is cut off
+        after the handshake timeout (or _LINGER_TIMEOUT, if there is none).
+        """
+        underlying = self._underlying
+        assert underlying is not None
+        self._lingering = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        if not underlying.can_write_eof():  # TLS: close_notify, then the socket
+            underlying.close()
+            return
+        underlying.write_eof()
+        timeout = self._options.websocket_handshake_timeout
+        self._handshake_timer = self._loop.call_later(
+            _LINGER_TIMEOUT if timeout is None else timeout, underlying.abort
+        )
 
     def _start_websocket(
         self,
@@ -396,19 +427,24 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._logger,
             self._loop,
         )
-        # 5.2: RSV bits are allowed only when an extension was negotiated.
-        negotiated = "Sec-WebSocket-Extensions" in response.headers
+        # 5.2: RSV bits "MUST be 0 unless an extension is negotiated".  picows leaves
+        # extensions to the application (it negotiates them in its own headers and
+        # reads frame.rsv1..3), so data frames are delivered with their RSV bits, as
+        # upstream does; control frames, which no extension may flag, still fail.
         self._reader = reader = FrameReader(
             is_client=self._is_client,
             max_frame_size=options.max_frame_size,
             read_buffer_init_size=options.read_buffer_init_size,
-            allow_rsv=negotiated,
+            allow_rsv=True,
         )
         self.transport = transport
         self.listener = listener
         self._open = True
         self._handshake_buffer = bytearray()
         self._log_established()
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         if options.enable_auto_ping:
             self._track_data_time = options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
             self._last_data_time = self._loop.time()
@@ -503,7 +539,8 @@ class WSProtocol(asyncio.BufferedProtocol):
         # Recorded before delivery, so the listener already sees it.
         info = parse_close_payload(frame.get_payload_as_memoryview())
         if transport.close_handshake is None:
-            transport.close_handshake = WSCloseHandshake(recv=info)
+            # The peer closed first: whatever we send now answers it.
+            transport.close_handshake = WSCloseHandshake(recv=info, recv_then_sent=True)
         else:
             transport.close_handshake.recv = info
 

@@ -30,7 +30,6 @@ import base64
 import re
 from dataclasses import dataclass
 from typing import Optional
-from urllib.parse import quote
 
 from multidict import CIMultiDict
 
@@ -57,6 +56,8 @@ _STATUS_LINE = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?")
 _END_OF_HEADER = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
 _PREFIX = b"HTTP/1."
+_INVALID = "HTTP proxy returned an invalid response"
+_TOO_LARGE = f"HTTP proxy response headers are too large (over {MAX_CONNECT_RESPONSE} bytes)"
 
 
 def authority(host: str, port: int) -> str:
@@ -101,7 +102,7 @@ def proxy_display_url(proxy: WSParsedURL) -> str:
     """``scheme://[user@]host:port``: the proxy URL safe to log (no password, no path)."""
     user = ""
     if proxy.username is not None:
-        user = quote(proxy.username, safe="") + "@"
+        user = proxy.username + "@"  # already in URI form
     return f"{proxy.scheme}://{user}{authority(proxy.host, proxy.port)}"
 
 
@@ -146,19 +147,16 @@ class ConnectResponseReader:
         self._buffer += data
         while True:
             buffer = self._buffer
-            # Fail fast on a peer that does not speak HTTP (a SOCKS server, garbage).
-            head = bytes(buffer[: len(_PREFIX)])
-            if not _PREFIX.startswith(head):
-                raise self._error(f"invalid answer to CONNECT: {bytes(buffer[:100])!r}")
             match = _END_OF_HEADER.search(buffer, max(0, self._scanned - 3))
+            end = len(buffer) if match is None else match.end()
+            if end > MAX_CONNECT_RESPONSE:
+                raise self._error(_TOO_LARGE)
+            # Fail fast on a peer that does not speak HTTP (a SOCKS server, garbage).
+            if not _PREFIX.startswith(bytes(buffer[: len(_PREFIX)])):
+                raise self._error(f"{_INVALID}: {bytes(buffer[:100])!r}")
             if match is None:
                 self._scanned = len(buffer)
-                if len(buffer) > MAX_CONNECT_RESPONSE:
-                    raise self._error(f"answer to CONNECT exceeds {MAX_CONNECT_RESPONSE} bytes")
                 return None
-            end = match.end()
-            if end > MAX_CONNECT_RESPONSE:
-                raise self._error(f"answer to CONNECT exceeds {MAX_CONNECT_RESPONSE} bytes")
             block = bytes(buffer[:end])
             del buffer[:end]
             self._scanned = 0
@@ -177,13 +175,13 @@ class ConnectResponseReader:
         if self._failure is not None:
             raise self._failure
         received = f": {bytes(self._buffer[:100])!r}" if self._buffer else ""
-        raise self._error(f"connection closed before the answer to CONNECT{received}")
+        raise self._error(f"HTTP proxy closed the connection before replying{received}")
 
     def _parse(self, block: bytes) -> ConnectResponse:
         lines = _LINE_END.split(block.rstrip(b"\r\n"))
         match = _STATUS_LINE.fullmatch(lines[0])
         if match is None:
-            raise self._error(f"invalid status line in the answer to CONNECT: {lines[0][:100]!r}")
+            raise self._error(f"{_INVALID}: {lines[0][:100]!r}")
         version, code, reason = match.groups(b"")
         headers: CIMultiDict[str] = CIMultiDict()
         for line in lines[1:]:
@@ -201,7 +199,12 @@ class ConnectResponseReader:
             raw=block,
         )
 
-    def _error(self, message: str) -> WSProxyError:
+    def refused(self, response: ConnectResponse) -> WSProxyError:
+        """The error for a final answer that is not 2xx (407 asks for credentials)."""
+        reason = f"{response.status} {response.reason}".rstrip()
+        return self._error(f"HTTP proxy rejected connection with status {reason}", response.status)
+
+    def _error(self, message: str, status: Optional[int] = None) -> WSProxyError:
         self._buffer = bytearray()
-        self._failure = WSProxyError(self._proxy, message)
+        self._failure = WSProxyError(self._proxy, message, status)
         return self._failure

@@ -24,7 +24,7 @@ from ._backend import (
 from ._close import WSCloseHandshake, WSCloseInfo, build_close_payload
 from ._frames import MaskKeySource
 from ._header import FIN_BIT, MAX_HEADER_SIZE, OPCODE_BITS, encode_header, first_byte
-from ._http import WSUpgradeRequest, WSUpgradeResponse
+from ._http11 import WSUpgradeRequest, WSUpgradeResponse
 from ._types import PICOWS_DEBUG_LL, WSCloseCode, WSMsgType
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ __all__ = ["WSParsedURL", "parse_url"]
 # RFC 6455 section 3: the default ports of ws and wss.  Proxy schemes use their
 # usual ports (SOCKS is 1080, RFC 1928 section 3).
 _WS_DEFAULT_PORTS = {"ws": 80, "wss": 443}
-_PROXY_DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks5": 1080}
+_DEFAULT_PORTS = {**_WS_DEFAULT_PORTS, "http": 80, "https": 443, "socks4": 1080, "socks5": 1080}
+_SCHEME = re.compile(r"[a-z][a-z0-9+\-.]*")
 _SECURE_SCHEMES = frozenset(("wss", "https"))
 
 # Characters that a URL may never contain, even as an IRI: ASCII control
@@ -61,27 +62,31 @@ _IDNA_DOTS = re.compile("[\u002e\u3002\uff0e\uff61]")
 
 @dataclass(frozen=True)
 class WSParsedURL:
-    """A parsed and validated WebSocket (or proxy) URL."""
+    """A parsed and validated WebSocket (or proxy) URL.
+
+    The fields are upstream picows' and in its order.  Two differences: ``netloc`` is
+    what the Host header needs (never the credentials), and equal URLs compare equal.
+    """
 
     #: Original URL that was used to construct this object.
     url: str
-    #: Lower-cased scheme: ``ws`` or ``wss`` (or the proxy scheme).
+    #: Lower-cased scheme: ``ws`` or ``wss`` (or a proxy's scheme).
     scheme: str
     #: ``True`` for ``wss`` (and for an ``https`` proxy).
     is_secure: bool
+    #: Value for the Host header: host (IPv6 in brackets) and any non-default port.
+    netloc: str
     #: Lower-cased, IDNA-encoded host; an IPv6 literal has no brackets.
     host: WSHost
     #: Always set, even when the URL relies on the default port.
     port: WSPort
-    #: Value for the Host header: host (IPv6 in brackets) and any non-default port.
-    netloc: str
     #: Percent-encoded path; may be empty.
     path: str
     #: Percent-encoded query without the "?"; may be empty.
     query: str
-    #: Percent-decoded user name, when the URL has user information.
+    #: User name as written in the URL (percent-encoded, UTF-8 for an IRI), if any.
     username: Optional[str] = None
-    #: Percent-decoded password, when the user information has a ":".
+    #: Password as written in the URL (percent-encoded), when the user info has a ":".
     password: Optional[str] = None
 
     @property
@@ -94,17 +99,19 @@ class WSParsedURL:
 
     @property
     def user_info(self) -> Optional[tuple[str, str]]:
-        """``(username, password)`` when the URL carries credentials, else ``None``."""
-        if self.username is None:
+        """``(username, password)`` when the URL carries both, else ``None``."""
+        if self.username is None or self.password is None:
             return None
-        return self.username, self.password or ""
+        return self.username, self.password
 
 
-def parse_url(url: str, is_proxy: bool = False) -> WSParsedURL:
-    """Parse and validate a WebSocket URL, or a proxy URL when ``is_proxy`` is true.
+def parse_url(url: str, check_scheme: bool = True) -> WSParsedURL:
+    """Parse and validate a WebSocket URL.
 
-    Raises :class:`~picows.WSInvalidURL` when ``url`` is not valid, and
-    ``TypeError`` when it is not a ``str``.
+    ``check_scheme=False`` accepts other schemes too (proxy URLs: ``http``, ``https``,
+    ``socks4``, ``socks5``, each with its usual default port).  Raises
+    :class:`~picows.WSInvalidURL` when ``url`` is not valid, and ``TypeError`` when it
+    is not a ``str``.
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be str, not {type(url).__name__}")
@@ -117,11 +124,11 @@ def parse_url(url: str, is_proxy: bool = False) -> WSParsedURL:
     # RFC 3986 section 3.1: scheme ":" hier-part; schemes are case-insensitive.
     colon = url.find(":")
     scheme = url[:colon].lower() if colon > 0 and url[:colon].isascii() else ""
-    default_ports = _PROXY_DEFAULT_PORTS if is_proxy else _WS_DEFAULT_PORTS
-    if scheme not in default_ports:
-        if is_proxy:
-            raise WSInvalidURL(url, "proxy scheme isn't http, https, socks4 or socks5")
+    if check_scheme and scheme not in _WS_DEFAULT_PORTS:
         raise WSInvalidURL(url, "scheme isn't ws or wss")
+    # RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    if _SCHEME.fullmatch(scheme) is None:
+        raise WSInvalidURL(url, "invalid scheme")
     rest = url[colon + 1 :]
 
     # RFC 3986 section 3.5: the fragment starts at the first "#".
@@ -153,7 +160,7 @@ def parse_url(url: str, is_proxy: bool = False) -> WSParsedURL:
     if hash_sign:
         raise WSInvalidURL(url, "fragment identifier is meaningless")
 
-    default_port = default_ports[scheme]
+    default_port = _DEFAULT_PORTS.get(scheme, 80)
     port = _parse_port(url, raw_port, default_port)
 
     if host_error is not None:
@@ -169,18 +176,19 @@ def parse_url(url: str, is_proxy: bool = False) -> WSParsedURL:
     username: Optional[str] = None
     password: Optional[str] = None
     if userinfo is not None:
+        # Kept in URI form, as upstream does; whoever sends them percent-decodes them.
         raw_username, colon_sign, raw_password = userinfo.partition(":")
-        username = urllib.parse.unquote(raw_username)
+        username = _to_uri_chars(raw_username)
         if colon_sign:
-            password = urllib.parse.unquote(raw_password)
+            password = _to_uri_chars(raw_password)
 
     return WSParsedURL(
         url=url,
         scheme=scheme,
         is_secure=scheme in _SECURE_SCHEMES,
+        netloc=netloc,
         host=WSHost(host),
         port=WSPort(port),
-        netloc=netloc,
         path=_to_uri_chars(path),
         query=_to_uri_chars(query),
         username=username,
