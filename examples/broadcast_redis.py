@@ -178,9 +178,17 @@ class Hub:
 
 
 async def broadcast_worker(
-    redis_url: str, channel: str, max_buffer: int, stall_timeout: float, worker: Worker
+    redis_url: str,
+    channel: str,
+    max_buffer: int,
+    stall_timeout: float,
+    worker: Worker,
+    **server_options: Any,
 ) -> None:
-    """One worker: subscribe, serve, and on stop close every client with 1001."""
+    """One worker: subscribe, serve, and on stop close every client with 1001.
+
+    ``server_options`` go to ``ws_create_server`` (benchmarks/scale.py passes some).
+    """
     redis = Redis.from_url(redis_url)
     pubsub = redis.pubsub()
     try:
@@ -190,7 +198,11 @@ async def broadcast_worker(
         if confirmation is None or confirmation["type"] != "subscribe":
             raise RuntimeError(f"Redis did not confirm the subscription: {confirmation!r}")
         hub = Hub(redis, channel, max_buffer, stall_timeout)
-        server = await picows.ws_create_server(hub.route, worker.host, worker.port, reuse_port=True)
+        # A backlog above asyncio's 100: clients reconnect all at once after a restart.
+        options = {"backlog": 1024, **server_options}
+        server = await picows.ws_create_server(
+            hub.route, worker.host, worker.port, reuse_port=True, **options
+        )
         tasks = [
             asyncio.ensure_future(hub.publish_forever()),
             asyncio.ensure_future(hub.relay_forever(pubsub)),

@@ -110,7 +110,10 @@ async def echo_worker(worker: Worker) -> None:
     def route(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
         return WSUpgradeResponseWithListener(pid_response(), Echo(live))
 
-    server = await picows.ws_create_server(route, worker.host, worker.port, reuse_port=True)
+    # A backlog above asyncio's 100: clients reconnect all at once after a restart.
+    server = await picows.ws_create_server(
+        route, worker.host, worker.port, reuse_port=True, backlog=1024
+    )
     worker.ready(server.sockets[0].getsockname()[1])
     await worker.stop.wait()
     await close_gracefully(server, live)

@@ -113,6 +113,7 @@ async def _echo_worker(cert: Optional[str], key: Optional[str], worker: WorkerCo
         worker.port,
         ssl=_server_context(cert, key),  # per process: an SSLContext cannot be pickled
         reuse_port=worker.reuse_port or None,
+        backlog=1024,  # above asyncio's 100: clients reconnect all at once after a restart
     )
     worker.ready(server.sockets[0].getsockname()[1])
     await worker.stop.wait()
