@@ -300,9 +300,9 @@ async def server_process(*args: str) -> AsyncIterator[ServerProcess]:
         yield server
     finally:
         server.kill_leftovers()
-        if server.proc is not None and server.proc.returncode is None:
+        if server.proc is not None:  # reaped, and its pipes closed before the loop is
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(server.proc.wait(), TIMEOUT)
+                await asyncio.wait_for(server.proc.communicate(), TIMEOUT)
 
 
 async def wait_gone(pids: list[int], timeout: float = TIMEOUT) -> None:

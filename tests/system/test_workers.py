@@ -11,8 +11,10 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from services import (
     wait_gone,
 )
 
+import picows
 from picows import WSMsgType, WSTransport
 
 pytestmark = pytest.mark.skipif(
@@ -220,6 +223,28 @@ def test_single_process_serve_also_closes_with_1001() -> None:
             await echo_each(clients)
             assert await server.stop(signal.SIGINT) == 130
             await all_closed_with(clients, 1001)
+
+    run(scenario())
+
+
+def test_wss_workers_each_load_the_certificate(
+    tmp_path: Path, tls_certs: Any, client_ssl_context: ssl.SSLContext
+) -> None:
+    _, cert = tls_certs
+    pem = tmp_path / "server.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+
+    async def scenario() -> None:
+        # An SSLContext cannot be pickled: each worker builds its own from the file.
+        async with server_process(*CLI, "--workers", "2", "--cert", str(pem)) as server:
+            assert server.url.startswith("wss://127.0.0.1:")
+            transport, peer = await asyncio.wait_for(
+                picows.ws_connect(Peer, server.url, ssl_context=client_ssl_context), TIMEOUT
+            )
+            assert isinstance(peer, Peer)
+            await echo_each([(transport, peer)])
+            assert await server.stop() == 0
+            await all_closed_with([(transport, peer)], 1001)
 
     run(scenario())
 
