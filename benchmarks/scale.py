@@ -27,9 +27,11 @@ and CPU are the workers' sum; nginx's own are reported apart.
 
 Libraries: ``picows-pure`` and ``picows-cffi`` (this tree, under ``--python``),
 ``picows-cython`` (upstream picows from PyPI, under ``--cython-python``) and
-``websockets`` (under ``--python``).  picows servers use plain asyncio transports
-unless ``--aiofastnet`` (upstream picows installs aiofastnet and would otherwise use
-it; the option needs it in both environments).  Linux only.
+``websockets`` (under ``--python``).  The client runs under ``--python`` too, or
+``--client-python`` (with a PyPy ``--python``, keep the client on CPython and uvloop).
+picows servers use plain asyncio transports unless ``--aiofastnet`` (upstream picows
+installs aiofastnet and would otherwise use it; the option needs it in both
+environments).  Linux only.
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ def measure(
             base, nginx_base = rss(pids), rss(nginx_pids)
             client = Proc(
                 [
-                    args.python,
+                    args.client_python or args.python,
                     str(PEERS),
                     "client",
                     "--port",
@@ -479,6 +481,7 @@ def main() -> None:
     parser.add_argument("--libs", default="picows-pure,picows-cffi,picows-cython,websockets")
     parser.add_argument("--python", default=sys.executable, help="ours, websockets, the client")
     parser.add_argument("--cython-python", help="an interpreter with upstream picows (PyPI)")
+    parser.add_argument("--client-python", help="the client's interpreter (default: --python)")
     parser.add_argument("--aiofastnet", action="store_true", help="picows servers use aiofastnet")
     parser.add_argument(
         "--read-buffer", type=int, help="picows servers' read_buffer_init_size (default: theirs)"
@@ -509,6 +512,8 @@ def main() -> None:
     say(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, RLIMIT_NOFILE {hard}")
     say(f"Load average at the start: {load}; rounds: {args.rounds} (medians, rate min-max)")
     say(f"--python: {describe(args.python)}")
+    if args.client_python:
+        say(f"--client-python: {describe(args.client_python)}")
     if args.cython_python:
         say(f"--cython-python: {describe(args.cython_python)}")
     say(
