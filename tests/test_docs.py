@@ -27,5 +27,5 @@ def test_api_reference_is_up_to_date() -> None:
 
 
 def test_guides_exist() -> None:
-    for name in ("protocol-walkthrough.md", "migration.md", "api.md"):
+    for name in ("protocol-walkthrough.md", "migration.md", "api.md", "deployment.md"):
         assert (DOCS / name).stat().st_size > 0, name

@@ -54,7 +54,9 @@ def test_example_runs(name: str) -> None:
 
 def test_every_example_is_tested() -> None:
     conformance = {"conforming_echo_client.py", "conforming_echo_server.py"}  # tested elsewhere
-    present = {path.name for path in EXAMPLES.glob("*.py")} - conformance
+    # Run with real nginx and Redis by tests/system/test_workers.py, test_redis_broadcast.py.
+    system = {"multiprocess_server.py", "broadcast_redis.py"}
+    present = {path.name for path in EXAMPLES.glob("*.py")} - conformance - system
     assert present == set(SELF_CONTAINED) | {"echo_server.py"}
 
 

@@ -1,6 +1,7 @@
 """The command line: ``python -m picows serve | client | bench | info``.
 
-* ``serve``  -- an echo server; prints ``serving on ws://HOST:PORT/`` as its first line.
+* ``serve``  -- an echo server; prints ``serving on ws://HOST:PORT/`` as its first line
+  (``--workers N``: N processes on one port, see ``_workers``; their pids follow).
 * ``client`` -- sends stdin lines as TEXT (or BINARY) frames, prints what comes back.
 * ``bench``  -- an echo benchmark, once per backend, each in its own subprocess.
 * ``info``   -- version, backend, interpreter, platform and optional dependencies.
@@ -13,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import json
 import os
 import platform
-import signal
 import ssl
 import subprocess
 import sys
@@ -36,6 +36,7 @@ from ._listener import WSListener
 from ._transport import WSTransport
 from ._types import WSCloseCode, WSMsgType
 from ._url import parse_url
+from ._workers import WorkerContext, WorkerError, close_gracefully, run_single, run_workers
 
 __all__ = ["main"]
 
@@ -69,6 +70,15 @@ def _error(command: str, message: str) -> None:
 class _EchoListener(WSListener):
     """Sends every data frame back; answers a CLOSE with the same code, then hangs up."""
 
+    def __init__(self, live: set[WSTransport]) -> None:
+        self.live = live  # the open connections, for a graceful shutdown
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.live.add(transport)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.live.discard(transport)
+
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code(), frame.get_close_message())
@@ -94,26 +104,36 @@ def _server_context(cert: Optional[str], key: Optional[str]) -> Optional[ssl.SSL
     return context
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    context = _server_context(args.cert, args.key)
+async def _echo_worker(cert: Optional[str], key: Optional[str], worker: WorkerContext) -> None:
+    """One server process: echoes until stopped, then closes every connection with 1001."""
+    live: set[WSTransport] = set()
     server = await ws_create_server(
-        lambda request: _EchoListener(), args.host, args.port, ssl=context
+        lambda request: _EchoListener(live),
+        worker.host,
+        worker.port,
+        ssl=_server_context(cert, key),  # per process: an SSLContext cannot be pickled
+        reuse_port=worker.reuse_port or None,
+        backlog=1024,  # above asyncio's 100: clients reconnect all at once after a restart
     )
-    port = server.sockets[0].getsockname()[1]
-    scheme = "wss" if context is not None else "ws"
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, non-main thread
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-    # Announce only once SIGTERM is handled: whoever reads this line may stop us at once.
-    _say(sys.stdout, f"serving on {scheme}://{_url_host(args.host)}:{port}/")
-    try:
-        await stop.wait()  # SIGTERM ends with 0, Ctrl-C with 130 (see main)
-    finally:
-        server.close()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(server.wait_closed(), 2)
-    return EXIT_OK
+    worker.ready(server.sockets[0].getsockname()[1])
+    await worker.stop.wait()
+    await close_gracefully(server, live)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise _UsageError("--workers must be at least 1")
+    scheme = "wss" if _server_context(args.cert, args.key) is not None else "ws"
+
+    def announce(port: int, pids: list[int]) -> None:
+        _say(sys.stdout, f"serving on {scheme}://{_url_host(args.host)}:{port}/")
+        if args.workers > 1:
+            _say(sys.stdout, "workers: " + " ".join(map(str, pids)))
+
+    main = functools.partial(_echo_worker, args.cert, args.key)
+    if args.workers == 1:
+        return run_single(main, args.host, args.port, announce)
+    return run_workers(main, args.host, args.port, args.workers, announce)
 
 
 # ---------------------------------------------------------------------------
@@ -324,7 +344,7 @@ def _constant(listener: WSListener) -> Callable[[], WSListener]:
 
 async def _bench_worker(sizes: Sequence[int], seconds: float) -> dict[str, Any]:
     """Runs in the subprocess: an echo server and a client in this one process."""
-    server = await ws_create_server(lambda request: _EchoListener(), "127.0.0.1", 0)
+    server = await ws_create_server(lambda request: _EchoListener(set()), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     results = []
     loop = asyncio.get_running_loop()
@@ -445,6 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--cert", help="PEM certificate chain: serve wss://")
     serve.add_argument("--key", help="PEM private key (if not in --cert)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port with SO_REUSEPORT (1)",
+    )
 
     client = commands.add_parser("client", help="send stdin lines, print what comes back")
     client.add_argument("url", help="ws:// or wss:// URL")
@@ -489,7 +515,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)  # exits with 2 on a usage error
     try:
         if args.command == "serve":
-            return asyncio.run(_serve(args))
+            return _serve(args)
         if args.command == "client":
             return asyncio.run(_client(args))
         if args.command == "bench":
@@ -498,7 +524,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except _UsageError as exc:
         _error(args.command, str(exc))
         return EXIT_USAGE
-    except OSError as exc:  # serve: the port is taken, the address is not ours...
+    except (OSError, WorkerError) as exc:  # serve: the port is taken, a worker died...
         _error(args.command, str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
