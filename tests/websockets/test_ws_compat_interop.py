@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 import pytest
-import websockets as upstream
 from websockets.asyncio.client import connect as upstream_connect
 from websockets.asyncio.server import serve as upstream_serve
 from websockets.extensions.permessage_deflate import (
@@ -27,6 +26,7 @@ from websockets.extensions.permessage_deflate import (
 )
 
 import picows.websockets as websockets
+import websockets as upstream
 from picows.websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     ServerPerMessageDeflateFactory,

@@ -219,7 +219,7 @@ def server_answer(
     offer: str, **config: object
 ) -> tuple[Optional[list[tuple[str, Optional[str]]]], Optional[PerMessageDeflate]]:
     factory = ServerPerMessageDeflateFactory(**config)  # type: ignore[arg-type]
-    ((name, params),) = parse_extension(offer)
+    ((_, params),) = parse_extension(offer)
     try:
         answer, ext = factory.process_request_params(params, [])
     except NegotiationError:

@@ -26,7 +26,8 @@ import warnings
 from collections import deque
 from typing import Any, Optional, Union
 
-from ..._close import WSCloseHandshake
+from ..._close import WSCloseHandshake, truncate_reason
+from ..._exceptions import WSProtocolError
 from ..._frames import WSFrame
 from ..._listener import WSListener
 from ..._messages import MessageRules
@@ -124,6 +125,7 @@ class Connection(Receiving, Sending, WSListener):
         self._closed_waiter: asyncio.Future[None] = self.loop.create_future()
         self._close_exc: Optional[ConnectionClosed] = None
         self._close_timer: Optional[asyncio.TimerHandle] = None
+        self._failed = False
         self._keepalive_task: Optional[asyncio.Task[None]] = None
         self._pending_pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._write_limit = write_limit
@@ -159,7 +161,16 @@ class Connection(Receiving, Sending, WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
         if msg_type < 0x8:
-            self._data_frame(frame, msg_type)
+            if self._failed:
+                return  # the connection is failing: later frames don't count
+            try:
+                self._data_frame(frame, msg_type)
+            except WSProtocolError as exc:
+                # Failed here rather than by the core, which would log a traceback
+                # for what is the peer's fault.
+                self.logger.debug("failing the connection: %s", exc)
+                self._failed = True
+                self._fail(exc.code, str(exc))
         elif msg_type is _PONG:
             self._acknowledge_pings(frame.get_payload_as_bytes())
         elif msg_type is _CLOSE:
@@ -222,7 +233,7 @@ class Connection(Receiving, Sending, WSListener):
         """Fail the connection (7.1.7): CLOSE with ``code``, then close TCP."""
         transport = self.transport
         assert transport is not None
-        transport.send_close(code, reason)
+        transport.send_close(code, truncate_reason(reason))
         transport.disconnect()
         self._arm_close_timer()  # a peer that never reads can't hold the flush
 
