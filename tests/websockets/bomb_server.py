@@ -29,13 +29,13 @@ async def main() -> None:
             async for message in connection:
                 await connection.send(message)
         except websockets.ConnectionClosed as exc:
-            closed.append(exc.sent.code if exc.sent is not None else None)
+            closed.append(exc.sent.code if exc.sent is not None else 0)
 
     async with websockets.serve(handler, "127.0.0.1", 0, max_size=2**20) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         loop = asyncio.get_running_loop()
         while await loop.run_in_executor(None, sys.stdin.readline):
-            print(peak_rss(), closed[0] if closed else None, flush=True)
+            print(peak_rss(), int(closed[-1]) if closed else None, flush=True)
 
 
 if __name__ == "__main__":

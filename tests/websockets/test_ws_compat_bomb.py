@@ -131,6 +131,7 @@ def test_decompression_bomb_closes_1009_with_bounded_memory(fragmented: bool) ->
             f"{baseline / MiB:.1f} -> {peak / MiB:.1f} MiB (+{growth / MiB:.1f} MiB)"
         )
         assert code == 1009
+        assert seen == "1009"  # the handler saw ConnectionClosed with the 1009 it sent
         assert growth < RSS_GROWTH_BOUND
     finally:
         server.kill()

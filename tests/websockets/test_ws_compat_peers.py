@@ -13,10 +13,10 @@ import json
 from typing import Any, Optional
 
 import pytest
-from test_interop import CHROMIUM, CHROMIUM_FLAGS, NODE_DIR, require
 
 import picows.websockets as websockets
 from picows.websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from test_interop import CHROMIUM, CHROMIUM_FLAGS, NODE_DIR, require
 
 TIMEOUT = 30
 
