@@ -130,7 +130,8 @@ class Sending:
                 f"message has unsupported type {type(message).__name__}: data must be "
                 "str, bytes, iterable, or async iterable"
             )
-        if not self._is_open():
+        transport = self.transport  # _is_open(), inlined: this is the per-message path
+        if transport is None or transport.close_handshake is not None or transport.is_disconnected:
             await self._raise_closed()
         self._encode_and_send(opcode, message, True)
         if self._write_paused:
