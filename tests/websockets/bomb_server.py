@@ -1,7 +1,8 @@
 """A picows.websockets echo server in its own process, for the decompression-bomb test.
 
-Prints its port, then answers each line on stdin with its peak resident memory
-(VmHWM, bytes) and, once its handler saw the connection close, the close code.
+Prints its port, then answers each line "N" on stdin, once N connections have
+ended, with its peak resident memory (VmHWM, bytes) and the close code the Nth
+connection's handler saw it send (1000 for a normal end; "-" for N = 0).
 """
 
 from __future__ import annotations
@@ -22,20 +23,28 @@ def peak_rss() -> int:
 
 
 async def main() -> None:
-    closed: list[Any] = []
+    closed: list[int] = []
+    ended = asyncio.Condition()
 
     async def handler(connection: Any) -> None:
+        code = 1000
         try:
             async for message in connection:
                 await connection.send(message)
         except websockets.ConnectionClosed as exc:
-            closed.append(exc.sent.code if exc.sent is not None else 0)
+            code = exc.sent.code if exc.sent is not None else 0
+        async with ended:
+            closed.append(int(code))
+            ended.notify_all()
 
     async with websockets.serve(handler, "127.0.0.1", 0, max_size=2**20) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         loop = asyncio.get_running_loop()
-        while await loop.run_in_executor(None, sys.stdin.readline):
-            print(peak_rss(), int(closed[-1]) if closed else None, flush=True)
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            count = int(line)
+            async with ended:
+                await asyncio.wait_for(ended.wait_for(lambda: len(closed) >= count), 30)
+            print(peak_rss(), closed[count - 1] if count else "-", flush=True)
 
 
 if __name__ == "__main__":

@@ -106,9 +106,10 @@ def test_decompression_bomb_closes_1009_with_bounded_memory(fragmented: bool) ->
         assert server.stdout is not None and server.stdin is not None
         port = int(server.stdout.readline())
 
-        def ask() -> tuple[int, str]:
+        def ask(ended: int) -> tuple[int, str]:
+            """Peak RSS once ``ended`` connections ended, and the last one's close code."""
             assert server.stdin is not None and server.stdout is not None
-            server.stdin.write("\n")
+            server.stdin.write(f"{ended}\n")
             server.stdin.flush()
             peak, code = server.stdout.readline().split()
             return int(peak), code
@@ -122,9 +123,9 @@ def test_decompression_bomb_closes_1009_with_bounded_memory(fragmented: bool) ->
             assert await asyncio.wait_for(send_bomb(port, warmup), TIMEOUT) == 1000
             return await asyncio.wait_for(send_bomb(port, frames), TIMEOUT)
 
-        baseline, _ = ask()
+        baseline, _ = ask(0)
         code = asyncio.run(run())
-        peak, seen = ask()
+        peak, seen = ask(2)  # the warm-up connection, then the bomb
         growth = peak - baseline
         print(
             f"\nbomb ({'fragmented' if fragmented else 'one frame'}): server peak RSS "
