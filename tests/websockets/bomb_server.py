@@ -43,7 +43,7 @@ async def main() -> None:
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             count = int(line)
             async with ended:
-                await asyncio.wait_for(ended.wait_for(lambda: len(closed) >= count), 30)
+                await asyncio.wait_for(ended.wait_for(lambda n=count: len(closed) >= n), 30)
             print(peak_rss(), closed[count - 1] if count else "-", flush=True)
 
 
