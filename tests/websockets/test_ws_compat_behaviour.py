@@ -289,3 +289,19 @@ async def test_ping_latency_and_broadcast_to_many() -> None:
         finally:
             for ws in clients:
                 await ws.close()
+
+
+async def test_system_proxy_settings_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """proxy=True (the default) reads the environment, and honours no_proxy."""
+    from picows.websockets.asyncio.client import _process_proxy
+
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("https_proxy", "http://secure-proxy.invalid:3128")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    assert _process_proxy(True, False, "example.com", 80) == "http://proxy.invalid:3128"
+    assert _process_proxy(True, True, "example.com", 443) == "http://secure-proxy.invalid:3128"
+    assert _process_proxy(True, False, "127.0.0.1", 80) is None
+    async with websockets.serve(echo, "127.0.0.1", 0) as server:  # no_proxy: direct
+        async with websockets.connect(url_of(server)) as ws:
+            await ws.send("direct")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "direct"

@@ -85,13 +85,18 @@ def backoff(
         yield max_delay
 
 
-def _process_proxy(proxy: Union[str, bool, None], secure: bool) -> Optional[str]:
-    """The proxy URL to use: ``proxy`` itself, the system's for True, or None."""
+def _process_proxy(
+    proxy: Union[str, bool, None], secure: bool, host: Optional[str] = None, port: int = 0
+) -> Optional[str]:
+    """The proxy URL to use: ``proxy`` itself, the system's for True (unless
+    ``no_proxy`` exempts ``host``), or None."""
     if proxy is None or proxy is False:
         return None
     if isinstance(proxy, str):
         return proxy
     if proxy is True:
+        if host is not None and urllib.request.proxy_bypass(f"{host}:{port}"):
+            return None
         proxies = urllib.request.getproxies()
         schemes = ("wss", "https") if secure else ("ws", "http")
         for scheme in (*schemes, "socks"):
@@ -288,9 +293,9 @@ class connect:
         ssl_context = _ssl_context(kwargs.pop("ssl", None), parsed)
         proxy_ssl = kwargs.pop("proxy_ssl", None)
         socket_factory = self._socket_factory(parsed, kwargs)
-        proxy = (
-            None if socket_factory is not None else _process_proxy(self._proxy, parsed.is_secure)
-        )
+        proxy = None
+        if socket_factory is None:
+            proxy = _process_proxy(self._proxy, parsed.is_secure, parsed.host, parsed.port)
         if proxy is not None:
             _check_proxy(proxy)
         headers = self._headers(parsed)
