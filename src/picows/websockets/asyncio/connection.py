@@ -265,7 +265,7 @@ class Connection(Receiving, Sending, WSListener):
         if self._send_in_progress:
             self._fail(CloseCode.INTERNAL_ERROR, "close during fragmented message")
         elif not transport.is_close_frame_sent:
-            transport.send_close(code, reason)
+            transport.send_close(code, truncate_reason(reason))  # 5.5: 125 bytes at most
             self._arm_close_timer()
         await asyncio.shield(self._closed_waiter)
 
