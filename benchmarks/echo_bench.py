@@ -68,8 +68,8 @@ IMPORT_CHECK = {
     "websockets": "import websockets.asyncio.server",
     "aiohttp": "import aiohttp",
     "raw": "import asyncio",
-    # picows.picows is upstream's compiled module; this project has none.
-    "picows-cython": "import picows.picows",
+    # picows.picows is upstream's compiled module; ours is a .py alias module.
+    "picows-cython": "import picows.picows as m; assert not m.__file__.endswith('.py')",
 }
 
 #: Request/response targets, ratio to raw on the asyncio loop:

@@ -32,6 +32,7 @@ from ._exceptions import (
     WSProtocolError,
 )
 from ._frames import WSFrame
+from ._header import first_byte
 from ._handshake import (
     accept_key,
     check_101,
@@ -117,5 +118,7 @@ def _parse_upgrade_response(data: bytes, websocket_key_b64: bytes) -> Optional[W
 
 def _make_test_ws_frame(msg_type: int, payload: bytes, fin: bool, rsv1: bool) -> WSFrame:
     """A :class:`WSFrame` holding ``payload``, as if it had just been received."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (msg_type & 0x0F)
-    return WSFrame(None, memoryview(payload), WSMsgType(msg_type), first, 0, len(payload), 0)
+    view = memoryview(bytes(payload))
+    first = first_byte(msg_type, fin, rsv1, False, False)
+    # No reader: with nothing after the frame (tail 0), none is ever asked.
+    return WSFrame(None, view, WSMsgType(msg_type), first, 0, len(view), 0)
