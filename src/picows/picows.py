@@ -32,7 +32,6 @@ from ._exceptions import (
     WSProtocolError,
 )
 from ._frames import WSFrame
-from ._header import first_byte
 from ._handshake import (
     accept_key,
     check_101,
@@ -40,6 +39,7 @@ from ._handshake import (
     parse_response_head,
     validate_upgrade_request,
 )
+from ._header import first_byte
 from ._http11 import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 from ._listener import WSListener
 from ._protocol import WSProtocol

@@ -12,7 +12,7 @@ from typing import Union
 
 from multidict import CIMultiDict
 
-from .._http import WSUpgradeRequest, WSUpgradeResponse
+from .._http11 import WSUpgradeRequest, WSUpgradeResponse
 from .._types import _FlexibleIntEnum
 
 __all__ = ["CloseCode", "Request", "Response", "State", "plain_response"]

@@ -30,7 +30,7 @@ from ..._exceptions import (
     WSInvalidURL,
     WSProxyError,
 )
-from ..._http import WSUpgradeRequest, WSUpgradeResponse, _header_pairs
+from ..._http11 import WSUpgradeRequest, WSUpgradeResponse, header_pairs
 from ..._url import WSParsedURL, parse_url
 from ..compat import Request, Response
 from ..exceptions import (
@@ -232,7 +232,7 @@ class connect:
     # -- opening ----------------------------------------------------------------------
 
     def _headers(self, parsed: WSParsedURL) -> list[tuple[str, str]]:
-        headers = _header_pairs(self._additional_headers)
+        headers = header_pairs(self._additional_headers)
         if parsed.user_info is not None and not any(
             name.lower() == "authorization" for name, _ in headers
         ):

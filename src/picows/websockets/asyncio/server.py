@@ -25,7 +25,8 @@ from typing import Any, Callable, Optional, Union
 from multidict import CIMultiDict
 
 from ..._api import ws_create_server
-from ..._http import WSUpgradeRequest, WSUpgradeResponseWithListener, accept_key
+from ..._handshake import accept_key
+from ..._http11 import WSUpgradeRequest, WSUpgradeResponseWithListener
 from ..._types import WSMsgType
 from ..compat import Request, Response, State, plain_response
 from ..exceptions import ConcurrencyError, InvalidHandshake, InvalidOrigin
