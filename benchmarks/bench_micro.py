@@ -191,8 +191,7 @@ def test_dispatch(
     key = KEY if side == "server" else None  # a server receives masked frames
     data = encode_frame(BINARY, payload(64), mask_key=key) * frames
     benchmark(_feed, protocol, data)
-    reader = protocol._reader
-    assert reader is not None and reader.buffered == 0
+    assert protocol._conn.buffered == 0
 
 
 # --- echo -----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 import picows
-from conftest import CollectingListener
+from helpers import CollectingListener
 
 #: Debian package of each daemon the proxy tests use.
 DAEMONS = {"tinyproxy": "tinyproxy", "danted": "dante-server", "microsocks": "microsocks"}

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_INFO",
+    "HeaderViolation",
     "SendBuffer",
     "apply_mask",
     "apply_mask_inplace",
@@ -34,6 +35,7 @@ __all__ = [
     "build_frame",
     "decode_header",
     "decode_headers",
+    "set_header_error",
 ]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
@@ -186,11 +188,27 @@ _HDR_LIMIT = lib.PICOWS_HDR_LIMIT
 BATCH_FRAMES = 64
 
 
-def _header_error(status: int, first: int, length: int, max_frame_size: int) -> Exception:
-    """The WSProtocolError for a violation: the messages live in picows._header only."""
-    from picows._header import header_error
+class HeaderViolation(ValueError):
+    """A header broke RFC 6455 5.2 or 5.5: ``status`` is the ``PICOWS_HDR_*`` code.
 
-    return header_error(status, first, length, max_frame_size)
+    Raised only until picows installs its own error maker with
+    :func:`set_header_error` (picows._backend does at import), so that the messages
+    live in one place, picows._header, and this package imports nothing from picows.
+    """
+
+    def __init__(self, status: int, first: int, length: int, max_frame_size: int) -> None:
+        super().__init__(status, first, length, max_frame_size)
+        self.status = status
+
+
+_header_error: Callable[[int, int, int, int], Exception] = HeaderViolation
+
+
+def set_header_error(make: Callable[[int, int, int, int], Exception]) -> None:
+    """``make(status, first_byte, length, max_frame_size)`` builds the exception raised
+    for a header violation from now on."""
+    global _header_error
+    _header_error = make
 
 
 _decode_one = lib.picows_decode_header

@@ -1,39 +1,48 @@
-"""Choose the masking and header-decoding backends once, at import time.
+"""The one place that decides how frames are masked, decoded and built.
 
-``PICOWS_NO_EXTENSIONS=1`` forces the pure-Python path; ``PICOWS_REQUIRE_EXTENSIONS=1``
-turns a missing accelerator into an ImportError (release builds and CI use it).
-With neither set, the cffi accelerator is used when it was built.  Hot paths import
-the names below once, so there is no per-frame lookup.
+Two implementations give byte-identical results (the tests check it):
 
-The choice is per function and per interpreter, from the benchmarks in
-``benchmarks/``: cffi masking wins everywhere (``mask_results.md``); for frame
-headers one cffi call costs more than a Python decode, so C is used only as a batch
-decoder, and only where it wins (``header_results.md``).  ``BACKEND`` names the
-masking implementation, as before.
+* ``PYTHON``: :mod:`picows._mask` and :mod:`picows._header`, always there;
+* ``CFFI``: the optional accelerator, :mod:`_picows_accel`, when it was built.
+
+This module decides once, at import, which one connections use (:data:`ACTIVE`):
+``PICOWS_NO_EXTENSIONS=1`` forces pure Python, ``PICOWS_REQUIRE_EXTENSIONS=1`` turns a
+missing accelerator into an ImportError (release builds and CI use it), and otherwise
+the accelerator is used when it was built.  Every connection binds the functions of
+the backend active when it is created, once, so the hot paths do no lookups; the tests
+switch backends per test with :func:`select`.
+
+The choices per function and per interpreter come from the benchmarks in
+``benchmarks/``: cffi masking wins everywhere (``mask_results.md``); one cffi call per
+frame header costs more than a Python decode, so C decodes headers only in batches,
+and only on CPython (``header_results.md``).  The send-path thresholds below are the
+same for both backends; they depend on the interpreter (``benchmarks/README.md``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
-from typing import Callable, Optional, Union
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
 
 from . import _header, _mask
 
 __all__ = [
+    "ACTIVE",
     "BACKEND",
     "BATCH_MIN_FRAMES",
-    "BUILD_UNMASKED_IN_C",
+    "CFFI",
+    "PYPY",
+    "PYTHON",
     "SEND_BUFFER_MIN",
     "WRITELINES_MIN",
-    "SendBuffer",
-    "apply_mask",
-    "apply_mask_inplace",
-    "bind_unmask",
-    "build_frame",
-    "decode_header",
-    "decode_headers",
+    "Backend",
+    "env_flag",
+    "select",
 ]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
@@ -42,27 +51,8 @@ HeaderDecoder = Callable[
 ]
 BatchDecoder = Callable[[ReadableBuffer, int, int, bool, bool, int], "list[int]"]
 
-_PYPY = platform.python_implementation() == "PyPy"
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-apply_mask = _mask.apply_mask
-apply_mask_inplace = _mask.apply_mask_inplace
-bind_unmask = _mask.bind_unmask
-#: Builds a whole outgoing frame as bytes (see _header.build_frame).
-build_frame = _header.build_frame
-BACKEND = "python"
-#: One header per call (see picows._header): pure Python on every interpreter.
-decode_header: HeaderDecoder = _header.decode_header
-#: All complete headers of a read per call, or None to decode one at a time.
-decode_headers: Optional[BatchDecoder] = None
-#: FrameReader calls decode_headers only for a read that could hold this many
-#: frames like its first one (see picows._frames._BATCH_AT): for fewer frames the
-#: fixed price of a batch call is more than their Python decodes cost.
-BATCH_MIN_FRAMES = 8
+#: PyPy gets its own choices (its JIT changes which code is fast).
+PYPY = platform.python_implementation() == "PyPy"
 
 # How WSTransport writes frames (benchmarks/README.md, "Where the time goes").
 # CPython: frames of SEND_BUFFER_MIN bytes and more are built in a SendBuffer that
@@ -72,43 +62,110 @@ BATCH_MIN_FRAMES = 8
 # PyPy: every frame is built as a bytes object.  Its asyncio copies any other type
 # at ~2 GB/s when a write is partial, and sending from a reused buffer measured
 # 0.4 of the raw ceiling at 1 MiB against 0.8 for a fresh bytes object.
-SendBuffer = _header.SendBuffer
-SEND_BUFFER_MIN = sys.maxsize if _PYPY else 65536
-WRITELINES_MIN = sys.maxsize if _PYPY else 8192
-#: Whether unmasked frames go through build_frame too (else: header + payload).
-BUILD_UNMASKED_IN_C = False
+SEND_BUFFER_MIN = sys.maxsize if PYPY else 65536
+WRITELINES_MIN = sys.maxsize if PYPY else 8192
+#: A read is decoded with one batch call only if it could hold this many frames like
+#: its first one: for fewer, the fixed price of the call is more than their Python
+#: decodes cost (benchmarks/header_results.md).
+BATCH_MIN_FRAMES = 8
 
 
-if _env_flag("PICOWS_NO_EXTENSIONS"):
-    if _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
-        raise ImportError("PICOWS_NO_EXTENSIONS and PICOWS_REQUIRE_EXTENSIONS are both set")
-else:
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to something true."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One implementation of the hot functions, as a connection binds them."""
+
+    #: ``"python"`` or ``"cffi"``: what ``picows.BACKEND`` reports.
+    name: str
+    #: (buffer, key) -> masked bytes (5.3).
+    apply_mask: Callable[..., bytes]
+    #: (buffer, start, end, key) -> None: masks in place.
+    apply_mask_inplace: Callable[..., None]
+    #: buffer -> unmask(start, end), reading the key in the 4 bytes before start.
+    bind_unmask: Callable[[bytearray], Callable[[int, int], None]]
+    #: (first_byte, payload, mask_key=None) -> the whole frame as bytes.
+    build_frame: Callable[..., bytes]
+    #: One header per call (picows._header.decode_header's signature).
+    decode_header: HeaderDecoder
+    #: All complete headers of a read per call, or None to decode one at a time.
+    decode_headers: Optional[BatchDecoder]
+    #: The reusable buffer big frames are built in (see SEND_BUFFER_MIN).
+    SendBuffer: Callable[[int], Any]
+    #: Whether unmasked frames go through build_frame too (else: header + payload).
+    build_unmasked: bool
+
+
+PYTHON = Backend(
+    name="python",
+    apply_mask=_mask.apply_mask,
+    apply_mask_inplace=_mask.apply_mask_inplace,
+    bind_unmask=_mask.bind_unmask,
+    build_frame=_header.build_frame,
+    decode_header=_header.decode_header,
+    decode_headers=None,
+    SendBuffer=_header.SendBuffer,
+    build_unmasked=False,
+)
+
+
+def _load_cffi() -> Optional[Backend]:
     try:
-        from _picows_accel import SendBuffer as _CSendBuffer
-        from _picows_accel import apply_mask as _c_apply_mask
-        from _picows_accel import apply_mask_inplace as _c_apply_mask_inplace
-        from _picows_accel import bind_unmask as _c_bind_unmask
-        from _picows_accel import build_frame as _c_build_frame
-        from _picows_accel import decode_headers as _c_decode_headers
+        import _picows_accel as accel
     except ImportError as exc:
-        if _env_flag("PICOWS_REQUIRE_EXTENSIONS"):
+        if env_flag("PICOWS_REQUIRE_EXTENSIONS"):
             raise ImportError(
                 "PICOWS_REQUIRE_EXTENSIONS is set but the cffi accelerator is not built "
                 f"({exc}); reinstall picows with a C compiler available"
             ) from exc
-    else:
-        apply_mask = _c_apply_mask
-        apply_mask_inplace = _c_apply_mask_inplace
-        SendBuffer = _CSendBuffer  # type: ignore[assignment, misc]
-        bind_unmask = _c_bind_unmask
-        build_frame = _c_build_frame
+        return None
+    # The accelerator imports nothing from picows: it gets our error messages here.
+    accel.set_header_error(_header.header_error)
+    return Backend(
+        name="cffi",
+        apply_mask=accel.apply_mask,
+        apply_mask_inplace=accel.apply_mask_inplace,
+        bind_unmask=accel.bind_unmask,
+        build_frame=accel.build_frame,
+        # One cffi call per header loses to Python everywhere; a batch call wins on
+        # CPython from about 8 frames per read.  On PyPy the JIT-compiled Python
+        # decoder beats any cffi call (benchmarks/header_results.md).
+        decode_header=_header.decode_header,
+        decode_headers=None if PYPY else accel.decode_headers,
+        SendBuffer=accel.SendBuffer,
         # An unmasked frame is one copy in Python (header + payload) and two in C
-        # (scratch, then bytes), which is cheaper on CPython; on PyPy the Python
-        # copy is the slow one.
-        BUILD_UNMASKED_IN_C = _PYPY
-        BACKEND = "cffi"
-        if not _PYPY:
-            # CPython: one C call for every header of a read beats a Python decode
-            # per frame from about 8 frames per read on.  On PyPy the JIT-compiled
-            # Python decoder beats any cffi call (benchmarks/header_results.md).
-            decode_headers = _c_decode_headers
+        # (scratch, then bytes), which is cheaper on CPython; on PyPy the Python copy
+        # is the slow one.
+        build_unmasked=PYPY,
+    )
+
+
+if env_flag("PICOWS_NO_EXTENSIONS"):
+    if env_flag("PICOWS_REQUIRE_EXTENSIONS"):
+        raise ImportError("PICOWS_NO_EXTENSIONS and PICOWS_REQUIRE_EXTENSIONS are both set")
+    CFFI: Optional[Backend] = None
+else:
+    #: The accelerator, or None where it was not built (or is switched off).
+    CFFI = _load_cffi()
+
+#: The backend new connections use.
+ACTIVE: Backend = CFFI if CFFI is not None else PYTHON
+#: Its name, as ``picows.BACKEND``.
+BACKEND = ACTIVE.name
+
+
+@contextlib.contextmanager
+def select(name: str) -> Iterator[Backend]:
+    """Connections created inside the ``with`` block use backend ``name`` (for tests)."""
+    global ACTIVE
+    chosen = {"python": PYTHON, "cffi": CFFI}.get(name)
+    if chosen is None:
+        raise ValueError(f"backend {name!r} is not available here")
+    previous, ACTIVE = ACTIVE, chosen
+    try:
+        yield chosen
+    finally:
+        ACTIVE = previous

@@ -22,6 +22,7 @@ __all__ = [
     "build_close_payload",
     "close_frame_for",
     "is_valid_received_close_code",
+    "is_valid_sent_close_code",
     "parse_close_payload",
     "truncate_reason",
 ]
@@ -86,24 +87,39 @@ def parse_close_payload(payload: Union[bytes, bytearray, memoryview]) -> WSClose
     return WSCloseInfo(WSCloseCode(code), reason)
 
 
+def is_valid_sent_close_code(code: int) -> bool:
+    """Whether we may put ``code`` on the wire (7.4): the same codes as we accept."""
+    return is_valid_received_close_code(code)
+
+
 def build_close_payload(
     code: int, message: Union[str, bytes, bytearray, memoryview, None]
 ) -> bytes:
-    """The payload of a CLOSE frame we send.
+    """The payload of a CLOSE frame we send; ValueError for one that must not be sent.
 
     ``NO_INFO`` (0) is not a real status code: it means "send no code", which per
-    5.5.1 also means no reason can follow, so the payload is empty.
+    5.5.1 also means no reason can follow, so the payload is empty.  Other codes must
+    be ones an endpoint may send (7.4: 1005, 1006 and 1015 "MUST NOT be set", 1004 and
+    1016-2999 are reserved, codes below 1000 and from 5000 on do not exist), and the
+    reason must fit the 125 bytes of a control frame (5.5).
     """
     if code == WSCloseCode.NO_INFO:
         return b""
-    if not 0 <= code <= 0xFFFF:
-        raise ValueError(f"close code {code} does not fit in 2 bytes")
+    if not isinstance(code, int) or not is_valid_sent_close_code(code):
+        raise ValueError(
+            f"close code {code!r} must not be sent (RFC 6455 7.4): use 1000-1003, "
+            "1007-1014 or 3000-4999"
+        )
     if message is None:
         reason = b""
     elif isinstance(message, str):
         reason = message.encode("utf-8")
     else:
         reason = bytes(message)
+    if len(reason) > MAX_CLOSE_REASON:
+        raise ValueError(
+            f"a close reason is at most {MAX_CLOSE_REASON} bytes (RFC 6455 5.5), got {len(reason)}"
+        )
     return code.to_bytes(2, "big") + reason
 
 
@@ -112,12 +128,12 @@ def close_frame_for(exc: BaseException) -> tuple[WSCloseCode, bytes]:
     where failures become close codes.
 
     A :class:`WSProtocolError` (from the parser, or raised by a listener to choose
-    the code) carries its own; any other exception is an INTERNAL_ERROR whose text
-    stays private.
+    the code) carries its own, when it is one that may be sent; anything else is an
+    INTERNAL_ERROR whose text stays private.  The reason is cut to fit (5.5).
     """
     if isinstance(exc, WSProtocolError):
         code = exc.code
-        if isinstance(code, int) and 0 <= code <= 0xFFFF:
+        if isinstance(code, int) and is_valid_sent_close_code(code):
             return WSCloseCode(code), truncate_reason(str(exc))
     return WSCloseCode.INTERNAL_ERROR, b""
 

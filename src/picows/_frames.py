@@ -32,8 +32,7 @@ import sys
 from typing import Callable, Optional, Union
 
 from . import _backend
-from ._backend import BATCH_MIN_FRAMES, bind_unmask, build_frame
-from ._close import parse_close_payload
+from ._backend import BATCH_MIN_FRAMES, Backend
 from ._header import (
     LENGTH_16,
     LENGTH_64,
@@ -66,10 +65,6 @@ _UNPACK_64 = struct.Struct("!Q").unpack_from
 # lookup: the header decoders reject them.
 _MSG_TYPES: tuple[WSMsgType, ...] = tuple(WSMsgType(op) for op in range(16))
 _CLOSE = WSMsgType.CLOSE
-
-# The header decoders picows._backend chose for this interpreter, bound once.
-_decode_header = _backend.decode_header
-_decode_headers = _backend.decode_headers
 
 # When the batch decoder is in use, FrameReader hands it a read that starts with a
 # small frame (7-bit length) and holds at least BATCH_MIN_FRAMES times that frame's
@@ -212,13 +207,18 @@ class FrameReader:
     data arrives: that is cheaper in Python than a state variable per field, and it
     means every way of splitting the input gives the same frames.
 
-    Headers are decoded by the functions :mod:`picows._backend` chose at import
+    Headers are decoded by the functions of the reader's :class:`~picows._backend.Backend`
     (``benchmarks/header_results.md``): one header at a time in Python, and, where
     the cffi batch decoder is faster, all the complete headers of a read in one C
     call, kept in a small cache (``_batch``) that ``next_frame`` consumes in order.
     The cache holds only (byte 0, header size, payload length) of frames that follow
     each other from ``_start``, so moving the unread bytes to the front of the
     buffer, or into a bigger one, leaves it valid.
+
+    Memory follows the bytes that arrived, never the length a header announces: the
+    buffer doubles only when received bytes fill it (up to the size of the frame
+    being received), so a peer that announces 8 MiB and sends 2 bytes costs nothing
+    more.  :meth:`shrink` gives a grown buffer back once it is empty.
     """
 
     __slots__ = (
@@ -226,8 +226,11 @@ class FrameReader:
         "_batch",
         "_batch_next",
         "_batch_stop",
+        "_bind_unmask",
         "_buffer",
         "_close_received",
+        "_decode_header",
+        "_decode_headers",
         "_end",
         "_expect_masked",
         "_max_frame_size",
@@ -235,6 +238,7 @@ class FrameReader:
         "_start",
         "_unmask",
         "_view",
+        "initial_size",
     )
 
     def __init__(
@@ -244,6 +248,7 @@ class FrameReader:
         max_frame_size: int = 10 * 1024 * 1024,
         read_buffer_init_size: int = 16 * 1024,
         allow_rsv: bool = False,
+        backend: Optional[Backend] = None,
     ) -> None:
         # 5.1: "a client MUST mask all frames that it sends to the server" and "a
         # server MUST NOT mask any frames that it sends to the client".
@@ -251,7 +256,12 @@ class FrameReader:
         self._max_frame_size = max_frame_size
         # 5.2 RSV1-3: "MUST be 0 unless an extension is negotiated".
         self._allow_rsv = allow_rsv
-        self._set_buffer(bytearray(max(read_buffer_init_size, 2048)))
+        backend = backend or _backend.ACTIVE
+        self._decode_header = backend.decode_header
+        self._decode_headers = backend.decode_headers
+        self._bind_unmask = backend.bind_unmask
+        self.initial_size = max(read_buffer_init_size, 2048)
+        self._set_buffer(bytearray(self.initial_size))
         self._start = 0  # first byte not yet parsed
         self._end = 0  # end of the received bytes
         self._needed = 0  # total size of the incomplete frame at _start, if known
@@ -276,7 +286,7 @@ class FrameReader:
         # They pin the bytearray's size, so a bigger buffer is a new bytearray.
         self._buffer = buffer
         self._view = memoryview(buffer)  # the event loop reads into it, frames slice it
-        self._unmask: Callable[[int, int], None] = bind_unmask(buffer)
+        self._unmask: Callable[[int, int], None] = self._bind_unmask(buffer)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Free space at the end of the buffer, for the next read to fill."""
@@ -288,26 +298,36 @@ class FrameReader:
             return self._view[0:]
         buffer = self._buffer
         capacity = len(buffer)
-        free = capacity - end
-        # Grow when the buffer is 90 % full or has 256 bytes or fewer left, or when
-        # the frame being received will not fit.
-        wanted = max(self._needed - (end - start), 257, capacity // 10)
-        if free < wanted:
+        # Room is short when the buffer is 90 % full or has 256 bytes or fewer left
+        # (upstream's rule): first move the unread bytes to the front, then grow.
+        if capacity - end <= max(256, capacity // 10):
             pending = end - start
-            if start > 0 and capacity - pending >= wanted + pending:
-                # Move the partial frame to the front (same-size slice assignment).
-                buffer[:pending] = buffer[start:end]
+            if start > 0 and pending <= capacity // 2:
+                buffer[:pending] = buffer[start:end]  # same-size slice assignment
             else:
-                # Room for the whole frame being received (rounded up to 4 KiB), and
-                # at least double, so that a stream of growing frames reallocates
-                # rarely.  Not a power of two: a 256 KiB frame gets ~260 KiB, not 512.
-                new_capacity = max(capacity * 2, (pending + wanted + 4095) & -4096)
-                new_buffer = bytearray(new_capacity)
+                # Double, but never past the frame being received (when its header
+                # is known, rounded up to 4 KiB): growth is paid for with bytes.
+                new_capacity = capacity * 2
+                if self._needed > pending:
+                    new_capacity = min(new_capacity, (self._needed + 4095) & -4096)
+                new_buffer = bytearray(max(new_capacity, pending + 257))
                 new_buffer[:pending] = buffer[start:end]
                 self._set_buffer(new_buffer)
             self._start, self._end = 0, pending
             end = pending
         return self._view[end:]
+
+    def shrink(self) -> bool:
+        """Go back to the initial buffer size if the buffer grew and holds nothing.
+
+        Called when the connection has been idle for a while, so that connections
+        that once received a big frame do not keep its buffer.  True if it shrank.
+        """
+        if self._start != self._end or len(self._buffer) <= self.initial_size:
+            return False
+        self._start = self._end = 0
+        self._set_buffer(bytearray(self.initial_size))
+        return True
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were written into the memoryview from :meth:`get_buffer`."""
@@ -351,11 +371,10 @@ class FrameReader:
         """The next complete frame, or None until more data arrives.
 
         Raises :class:`WSProtocolError` at the first frame that breaks section 5.
-        Frames before it have already been returned by earlier calls.
+        Frames before it have already been returned by earlier calls.  After
+        :meth:`discard_rest`, every byte is dropped unread.
         """
         if self._close_received:
-            # 5.5.1: the peer sends nothing after its CLOSE; whatever it does send
-            # is dropped so that it cannot fill the buffer.
             self._start = self._end
             return None
         buffer = self._buffer
@@ -371,12 +390,12 @@ class FrameReader:
             self._batch_next = i + 3
         elif end - start < 2:
             return None
-        elif _decode_headers is not None and end - start >= _BATCH_AT[buffer[start + 1]]:
+        elif self._decode_headers is not None and end - start >= _BATCH_AT[buffer[start + 1]]:
             # Room for many frames like the first: one C call that decodes every
             # complete header costs less than a Python decode per frame.  (It raises
             # for a bad first header; a later one ends the batch and is raised when
             # its turn comes.)
-            batch = _decode_headers(
+            batch = self._decode_headers(
                 buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
             )
             stop = len(batch) - 1
@@ -393,7 +412,7 @@ class FrameReader:
             self._batch_next = 3
             self._batch_stop = stop
         else:
-            header = _decode_header(
+            header = self._decode_header(
                 buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
             )
             if header is None:
@@ -410,12 +429,21 @@ class FrameReader:
             # 5.3: unmask in place, so the frame is a plain view of the buffer.
             self._unmask(payload_start, frame_end)
         self._start = frame_end
-        msg_type = _MSG_TYPES[first & OPCODE_BITS]
-        view = self._view
-        if msg_type is _CLOSE:
-            parse_close_payload(view[payload_start:frame_end])
-            self._close_received = True
-        return WSFrame(self, view, msg_type, first, payload_start, length, end - frame_end)
+        return WSFrame(
+            self,
+            self._view,
+            _MSG_TYPES[first & OPCODE_BITS],
+            first,
+            payload_start,
+            length,
+            end - frame_end,
+        )
+
+    def discard_rest(self) -> None:
+        """Drop every byte from now on: what follows a CLOSE is never read (5.5.1)."""
+        self._close_received = True
+        self._start = self._end
+        self._batch_next = self._batch_stop = 0
 
 
 class MaskKeySource:
@@ -464,6 +492,13 @@ def encode_frame(
     rsv2: bool = False,
     rsv3: bool = False,
     mask_key: Optional[bytes] = None,
+    *,
+    backend: Optional[Backend] = None,
 ) -> bytes:
-    """A whole frame: header and payload, masked with ``mask_key`` when given."""
-    return build_frame(first_byte(opcode, fin, rsv1, rsv2, rsv3), payload, mask_key)
+    """A whole frame: header and payload, masked with ``mask_key`` when given (5.2, 5.3).
+
+    The connection sends its control frames with it; ``backend`` defaults to the
+    active one.
+    """
+    build = (backend or _backend.ACTIVE).build_frame
+    return build(first_byte(opcode, fin, rsv1, rsv2, rsv3), payload, mask_key)

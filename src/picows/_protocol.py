@@ -1,14 +1,15 @@
-"""``WSProtocol``: the asyncio glue between a socket and the Sans-I/O core.
+"""``WSProtocol``: the asyncio glue between a socket and the Sans-I/O connection.
 
-The contract is the one of the Sans-I/O core: bytes that arrive are fed to the
-handshake parser, then to the frame reader; the frames that come out are handed to
-the listener; what the core wants sent is written to the transport.  Everything
-about *how* frames and handshakes look lives in ``_http`` and ``_frames``.
+Three steps, as in every Sans-I/O design: the bytes that arrive go into the
+connection's buffer (``get_buffer`` / ``buffer_updated``), the connection says what
+happened (the handshake's request or response, then frames), and what it wants sent is
+written to the transport.  Every rule of RFC 6455 lives in ``_connection`` (and the
+modules it uses); this module adds only what needs asyncio or the application:
 
-One connection goes through these states::
-
-    HANDSHAKE --101--> OPEN --connection_lost--> CLOSED
-        \\------(error, timeout, EOF)----------------^
+* the listener's callbacks, the server's router, and what their exceptions do;
+* time: the handshake timeout, the close timeout, auto-ping, round-trip times, and
+  giving grown buffers back after a second of quiet;
+* closing TCP: shortly after a failure's CLOSE, or when a refused request is answered.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import socket
 import time
 from typing import Any, Callable, Optional, Union, cast
 
+from . import _backend
 from ._backend import BACKEND
-from ._close import WSCloseHandshake, close_frame_for, parse_close_payload
+from ._connection import Connection, State
 from ._exceptions import WSHandshakeError, WSProtocolError
-from ._frames import FrameReader, WSFrame
+from ._frames import WSFrame
 from ._handshake import (
     ClientHandshake,
     RequestTooLargeError,
@@ -34,24 +36,29 @@ from ._handshake import (
 from ._http11 import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 from ._listener import WSListener, overrides
 from ._transport import WSTransport
-from ._types import PICOWS_DEBUG_LL, WSAutoPingStrategy, WSCloseCode, WSMsgType
+from ._types import PICOWS_DEBUG_LL, WSAutoPingStrategy, WSCloseCode
 
-__all__ = ["ConnectionOptions", "WSProtocol"]
+__all__ = ["CLOSE_TIMEOUT", "ConnectionOptions", "WSProtocol"]
 
 Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
-_PING = WSMsgType.PING
-_CLOSE = WSMsgType.CLOSE
+_CONNECTING = State.CONNECTING
 
 # Upstream waits this long between sending a failure CLOSE and dropping the TCP
 # connection, so the CLOSE has a chance to reach the peer before a reset.
 _FAIL_DISCONNECT_DELAY = 0.01
 
+#: After we send CLOSE, the TCP connection ends within this many seconds, whether or
+#: not the peer answers (websockets waits as long).  7.1.1: the server closes first;
+#: a peer that never answers, or never closes, must not hold the connection forever.
+CLOSE_TIMEOUT = 10.0
+
 # How long a refused client may keep sending when there is no handshake timeout.
 _LINGER_TIMEOUT = 5.0
 
-# The handshake is read into a small buffer of its own; frames get the big one.
-_HANDSHAKE_READ_SIZE = 4096
+# A receive buffer that grew for a big frame goes back to its initial size once the
+# connection has been quiet for this long (Connection.shrink_buffers).
+_SHRINK_DELAY = 1.0
 
 
 class ConnectionOptions:
@@ -61,6 +68,7 @@ class ConnectionOptions:
         "auto_ping_idle_timeout",
         "auto_ping_reply_timeout",
         "auto_ping_strategy",
+        "close_timeout",
         "disconnect_on_exception",
         "enable_auto_ping",
         "enable_auto_pong",
@@ -100,6 +108,7 @@ class ConnectionOptions:
         self.enable_auto_pong = enable_auto_pong
         self.max_frame_size = max_frame_size
         self.read_buffer_init_size = read_buffer_init_size
+        self.close_timeout = CLOSE_TIMEOUT
 
 
 def _connection_logger(parent: Logger, transport: asyncio.BaseTransport) -> Logger:
@@ -130,7 +139,7 @@ def _set_nodelay(transport: asyncio.BaseTransport) -> None:
 
 
 class WSProtocol(asyncio.BufferedProtocol):
-    """One connection, client or server side."""
+    """One connection, client or server side: asyncio's callbacks, fed to a Connection."""
 
     def __init__(
         self,
@@ -144,23 +153,32 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._is_client = client_handshake is not None
         self._client_handshake = client_handshake
+        self._conn = conn = Connection(
+            client_handshake if client_handshake is not None else ServerHandshake(),
+            max_frame_size=options.max_frame_size,
+            read_buffer_init_size=options.read_buffer_init_size,
+            auto_pong=options.enable_auto_pong,
+            backend=_backend.ACTIVE,
+        )
+        # Where reads go: the handshake's buffer, then (zero copy) the frames' one.
+        self._get_buffer: Callable[[int], memoryview] = conn.get_buffer
+        self._big_buffer = max(options.read_buffer_init_size, 2048)
         self._client_listener_factory = client_listener_factory
-        self._server_handshake = None if self._is_client else ServerHandshake()
         self._server_listener_factory = server_listener_factory
         self._logger: Logger = options.logger
         self._underlying: Optional[asyncio.Transport] = None
-        self._handshake_buffer = bytearray(_HANDSHAKE_READ_SIZE)
+        self._write: Callable[[bytes], None] = lambda data: None
         self._handshake_timer: Optional[asyncio.TimerHandle] = None
+        self._close_timer: Optional[asyncio.TimerHandle] = None
+        self._shrink_timer: Optional[asyncio.TimerHandle] = None
         self._lingering = False
         #: Resolved with (transport, listener) when the client handshake completes.
         self.handshake_done: asyncio.Future[tuple[WSTransport, WSListener]] = (
             self._loop.create_future()
         )
-        self._reader: Optional[FrameReader] = None
+        self._disconnected: asyncio.Future[None] = self._loop.create_future()
         self.transport: Optional[WSTransport] = None
         self.listener: Optional[WSListener] = None
-        self._open = False
-        self._failing = False
         # Auto-ping and round-trip measurement.
         self._last_data_time = 0.0
         self._track_data_time = False
@@ -175,6 +193,7 @@ class WSProtocol(asyncio.BufferedProtocol):
         # uvloop's transports are not asyncio.Transport subclasses, but quack alike.
         transport = cast(asyncio.Transport, transport)
         self._underlying = transport
+        self._write = transport.write
         self._logger = _connection_logger(self._options.logger, transport)
         _set_nodelay(transport)
         timeout = self._options.websocket_handshake_timeout
@@ -183,8 +202,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             # a peer that does not finish the upgrade.
             self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
         if self._is_client:
-            assert self._client_handshake is not None
-            transport.write(self._client_handshake.request_bytes())
+            transport.write(self._conn.request_bytes())
         peer = transport.get_extra_info("peername")
         self._logger.log(PICOWS_DEBUG_LL, "connection made: %s", peer)
 
@@ -197,34 +215,38 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._underlying.abort()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        reader = self._reader
-        if reader is not None:
-            return reader.get_buffer(sizehint)
-        return memoryview(self._handshake_buffer)
+        view = self._get_buffer(sizehint)
+        if len(view) > self._big_buffer and self._shrink_timer is None:
+            # The receive buffer grew for a big frame: give it back once quiet.
+            self._shrink_timer = self._loop.call_later(_SHRINK_DELAY, self._shrink_when_idle)
+        return view
 
     def buffer_updated(self, nbytes: int) -> None:
-        reader = self._reader
-        if reader is None:
-            self._handshake_data(bytes(self._handshake_buffer[:nbytes]))
+        conn = self._conn
+        if conn.state is _CONNECTING:
+            self._handshake_received(nbytes)
             return
-        reader.buffer_updated(nbytes)
+        conn.frames_received(nbytes)
+        if self.transport is None:
+            return  # no websocket here (a refused request): the bytes are dropped
         if self._track_data_time:
             # Any received bytes count as activity for PING_WHEN_IDLE.
             self._last_data_time = self._loop.time()
-        self._process_frames(reader)
+        self._process_frames()
 
     def eof_received(self) -> Optional[bool]:
-        if not self._open and self._is_client and not self.handshake_done.done():
-            assert self._client_handshake is not None
-            try:
-                self._client_handshake.receive_eof()
-            except WSHandshakeError as exc:
+        try:
+            self._conn.receive_eof()
+        except WSHandshakeError as exc:
+            if not self.handshake_done.done():
                 self.handshake_done.set_exception(exc)
         return False  # let asyncio close the transport
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
+        self._conn.connection_lost()
+        for timer in (self._handshake_timer, self._close_timer, self._shrink_timer):
+            if timer is not None:
+                timer.cancel()
         if self._auto_ping_task is not None:
             self._auto_ping_task.cancel()
         for waiter in (self._pong_waiter, self._rtt_done):
@@ -243,17 +265,15 @@ class WSProtocol(asyncio.BufferedProtocol):
             return
         transport.is_disconnected = True
         self._logger.info("Disconnected")
-        if self._open:
-            self._open = False
-            assert self.listener is not None
-            try:
-                self.listener.on_ws_disconnected(transport)
-            except Exception as callback_exc:
-                self._logger.exception("Unhandled exception in on_ws_disconnected")
-                if transport._failure is None:
-                    transport._failure = callback_exc
-        if not transport._disconnected_future.done():
-            transport._disconnected_future.set_result(None)
+        assert self.listener is not None
+        try:
+            self.listener.on_ws_disconnected(transport)
+        except Exception as callback_exc:
+            self._logger.exception("Unhandled exception in on_ws_disconnected")
+            if self._conn.failure is None:
+                self._conn.failure = callback_exc
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
 
     def pause_writing(self) -> None:
         listener = self.listener
@@ -270,28 +290,42 @@ class WSProtocol(asyncio.BufferedProtocol):
         if listener is not None and overrides(listener, "resume_writing"):
             self._call_listener(listener.resume_writing)
 
-    # -- handshake ----------------------------------------------------------------
+    # -- the opening handshake ----------------------------------------------------
 
-    def _handshake_data(self, data: bytes) -> None:
+    def _handshake_received(self, nbytes: int) -> None:
         if self._lingering:
             return  # see _close_lingering
-        if self._is_client:
-            self._client_handshake_data(data)
+        underlying = self._underlying
+        assert underlying is not None
+        try:
+            event = self._conn.handshake_received(nbytes)
+        except RequestTooLargeError as exc:
+            self._logger.info("Closing connection: %s", exc)
+            self._conn.abandon()
+            self._close_lingering()
+            return
+        except WSHandshakeError as exc:
+            if self._is_client:
+                if not self.handshake_done.done():
+                    self.handshake_done.set_exception(exc)
+                underlying.close()
+            else:
+                self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
+            return
+        if event is None:
+            return
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if isinstance(event, WSUpgradeResponse):
+            self._client_opened(event)
         else:
-            self._server_handshake_data(data)
+            self._route_request(event)
 
-    def _client_handshake_data(self, data: bytes) -> None:
+    def _client_opened(self, response: WSUpgradeResponse) -> None:
         handshake = self._client_handshake
         assert handshake is not None and self._underlying is not None
         if self.handshake_done.done():
-            return
-        try:
-            response = handshake.receive_data(data)
-        except WSHandshakeError as exc:
-            self.handshake_done.set_exception(exc)
-            self._underlying.close()
-            return
-        if response is None:
             return
         try:
             listener = self._make_client_listener(handshake.request, response)
@@ -299,7 +333,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             self.handshake_done.set_exception(exc)
             self._underlying.abort()
             return
-        self._start_websocket(handshake.request, response, listener, handshake.leftover)
+        self._start_websocket(handshake.request, response, listener)
 
     def _make_client_listener(
         self, request: WSUpgradeRequest, response: WSUpgradeResponse
@@ -322,27 +356,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             )
         return listener
 
-    def _server_handshake_data(self, data: bytes) -> None:
-        handshake = self._server_handshake
-        underlying = self._underlying
-        assert handshake is not None and underlying is not None
-        try:
-            request = handshake.receive_data(data)
-        except RequestTooLargeError as exc:
-            self._logger.info("Closing connection: %s", exc)
-            self._close_lingering()
-            return
-        except WSHandshakeError as exc:
-            self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
-            return
-        if request is None:
-            return
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
-        self._route_request(request, handshake)
-
-    def _route_request(self, request: WSUpgradeRequest, handshake: ServerHandshake) -> None:
+    def _route_request(self, request: WSUpgradeRequest) -> None:
         """The factory is a router: its answer decides the HTTP response."""
         factory = self._server_listener_factory
         assert factory is not None
@@ -368,7 +382,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._reject(response)
             return
         try:
-            key = handshake.validate_upgrade(request)
+            answer = self._conn.accept(request, response)
         except UnsupportedVersionError:
             self._reject(upgrade_required_response())
             return
@@ -376,14 +390,14 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
             return
         assert self._underlying is not None and listener is not None
-        self._underlying.write(handshake.build_101_response_bytes(key, response))
-        self._start_websocket(request, response, listener, handshake.leftover)
+        self._underlying.write(answer)
+        self._start_websocket(request, response, listener)
 
     def _reject(self, response: WSUpgradeResponse) -> None:
         """Send a non-101 response and close: no websocket on this connection."""
-        assert self._server_handshake is not None and self._underlying is not None
+        assert self._underlying is not None
         self._logger.info("Upgrade refused with %s", int(response.status))
-        self._underlying.write(self._server_handshake.error_response_bytes(response))
+        self._underlying.write(self._conn.reject(response))
         self._close_lingering()
 
     def _close_lingering(self) -> None:
@@ -410,41 +424,24 @@ class WSProtocol(asyncio.BufferedProtocol):
         )
 
     def _start_websocket(
-        self,
-        request: WSUpgradeRequest,
-        response: WSUpgradeResponse,
-        listener: WSListener,
-        leftover: bytes,
+        self, request: WSUpgradeRequest, response: WSUpgradeResponse, listener: WSListener
     ) -> None:
         assert self._underlying is not None
+        conn = self._conn
         options = self._options
         transport = WSTransport(
+            conn,
             self,
             self._underlying,
             request,
             response,
-            self._is_client,
+            self._disconnected,
             self._logger,
-            self._loop,
-        )
-        # 5.2: RSV bits "MUST be 0 unless an extension is negotiated".  picows leaves
-        # extensions to the application (it negotiates them in its own headers and
-        # reads frame.rsv1..3), so data frames are delivered with their RSV bits, as
-        # upstream does; control frames, which no extension may flag, still fail.
-        self._reader = reader = FrameReader(
-            is_client=self._is_client,
-            max_frame_size=options.max_frame_size,
-            read_buffer_init_size=options.read_buffer_init_size,
-            allow_rsv=True,
         )
         self.transport = transport
         self.listener = listener
-        self._open = True
-        self._handshake_buffer = bytearray()
+        self._get_buffer = conn.get_frames_buffer
         self._log_established()
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
         if options.enable_auto_ping:
             self._track_data_time = options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
             self._last_data_time = self._loop.time()
@@ -455,9 +452,8 @@ class WSProtocol(asyncio.BufferedProtocol):
             listener.on_ws_connected(transport)
         except Exception as exc:
             self._listener_failed(exc, "on_ws_connected", always_disconnect=True)
-        if leftover and self._open:
-            reader.feed_data(leftover)
-            self._process_frames(reader)
+        if conn.buffered:  # frames that came with the handshake
+            self._process_frames()
 
     def _log_established(self) -> None:
         assert self._underlying is not None
@@ -492,30 +488,28 @@ class WSProtocol(asyncio.BufferedProtocol):
 
     # -- frames -------------------------------------------------------------------
 
-    def _process_frames(self, reader: FrameReader) -> None:
-        """Take every complete frame out of the buffer and dispatch it."""
+    def _process_frames(self) -> None:
+        """Take every frame the connection has for the listener and dispatch it."""
         transport = self.transport
         listener = self.listener
         assert transport is not None and listener is not None
-        auto_pong = self._options.enable_auto_pong
+        conn = self._conn
+        next_frame = conn.next_frame
+        pending = conn.pending
         on_ws_frame = listener.on_ws_frame
-        while not self._failing:
+        while True:
             try:
-                frame = reader.next_frame()
+                frame = next_frame()
             except WSProtocolError as exc:
-                self._fail(exc)
+                self._logger.info("Protocol error, disconnecting: %s", exc)
+                self._after_failure()
                 return
+            if pending:  # a PONG the connection answered with, in stream order
+                self._flush()
             if frame is None:
                 return
-            msg_type = frame.msg_type
-            if msg_type is _PING and auto_pong:
-                # 5.5.2/5.5.3: answer with a PONG carrying the same payload.
-                transport.send_pong(frame.get_payload_as_bytes())
-                continue
             if self._pong_waiter is not None and self._is_awaited_pong(listener, frame):
                 continue
-            if msg_type is _CLOSE:
-                self._record_close_received(transport, frame)
             try:
                 on_ws_frame(transport, frame)
             except Exception as exc:
@@ -535,15 +529,6 @@ class WSProtocol(asyncio.BufferedProtocol):
             self.pong_received()
         return bool(is_pong)
 
-    def _record_close_received(self, transport: WSTransport, frame: WSFrame) -> None:
-        # Recorded before delivery, so the listener already sees it.
-        info = parse_close_payload(frame.get_payload_as_memoryview())
-        if transport.close_handshake is None:
-            # The peer closed first: whatever we send now answers it.
-            transport.close_handshake = WSCloseHandshake(recv=info, recv_then_sent=True)
-        else:
-            transport.close_handshake.recv = info
-
     def _listener_failed(
         self, exc: Exception, callback: str, always_disconnect: bool = False
     ) -> None:
@@ -557,22 +542,27 @@ class WSProtocol(asyncio.BufferedProtocol):
         if self._is_client:
             # The client re-raises it from wait_disconnected: no traceback here.
             self._logger.info("Exception in %s, disconnecting: %r", callback, exc)
+        elif isinstance(exc, WSProtocolError):
+            # Raising it is the documented way to choose the CLOSE: no traceback.
+            self._logger.info("%s chose to close with %s: %s", callback, exc.code, exc)
         else:
             self._logger.exception("Unhandled exception in %s, disconnecting", callback)
-        self._fail(exc)
+        self._conn.fail(exc)
+        self._after_failure()
 
-    def _fail(self, exc: Exception) -> None:
-        """Fail the connection (7.1.7): CLOSE with the code for ``exc``, then drop TCP."""
-        transport = self.transport
-        assert transport is not None
-        if isinstance(exc, WSProtocolError):
-            self._logger.info("Protocol error, disconnecting: %s", exc)
-        self._failing = True
-        if transport._failure is None:
-            transport._failure = exc
-        code, reason = close_frame_for(exc)
-        transport.send_close(code, reason)
+    def _after_failure(self) -> None:
+        """The connection failed (7.1.7): send its CLOSE, then drop TCP shortly after."""
+        self._flush()
         self._loop.call_later(_FAIL_DISCONNECT_DELAY, self._close_transport)
+
+    def _flush(self) -> None:
+        """Write what the connection decided to send on its own, in order."""
+        pending = self._conn.pending
+        underlying = self._underlying
+        if underlying is not None and not underlying.is_closing():
+            for data in pending:
+                self._write(data)
+        pending.clear()
 
     def _close_transport(self) -> None:
         if self._underlying is not None:
@@ -583,6 +573,28 @@ class WSProtocol(asyncio.BufferedProtocol):
             method()
         except Exception:
             self._logger.exception("Unhandled exception in %s", method.__name__)
+
+    # -- timers -------------------------------------------------------------------
+
+    def close_sent(self) -> None:
+        """Our CLOSE went out: the TCP connection must end within CLOSE_TIMEOUT."""
+        if self._close_timer is None and self._underlying is not None:
+            self._close_timer = self._loop.call_later(
+                self._options.close_timeout, self._close_timed_out
+            )
+
+    def _close_timed_out(self) -> None:
+        self._logger.info(
+            "No end of the connection within %gs of our CLOSE: disconnecting",
+            self._options.close_timeout,
+        )
+        self._abort_hard()
+
+    def _shrink_when_idle(self) -> None:
+        self._shrink_timer = None
+        if not self._conn.shrink_buffers():
+            # Still busy with a big frame: look again later.
+            self._shrink_timer = self._loop.call_later(_SHRINK_DELAY, self._shrink_when_idle)
 
     # -- ping / pong --------------------------------------------------------------
 
@@ -608,7 +620,7 @@ class WSProtocol(asyncio.BufferedProtocol):
         when_idle = options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
         loop = self._loop
         try:
-            while self._open:
+            while self.transport is not None and not self.transport.is_disconnected:
                 if when_idle:
                     delay = self._last_data_time + idle_timeout - loop.time()
                     while delay > 0:
@@ -618,7 +630,7 @@ class WSProtocol(asyncio.BufferedProtocol):
                     await asyncio.sleep(idle_timeout)
                 while self._rtt_running and self._rtt_done is not None:
                     await asyncio.shield(self._rtt_done)
-                if not self._open or self._failing:
+                if not self._conn.can_send:
                     return
                 try:
                     waiter = self._send_probe()
@@ -634,14 +646,13 @@ class WSProtocol(asyncio.BufferedProtocol):
             pass
 
     def _no_pong(self, reply_timeout: float) -> None:
-        transport = self.transport
-        assert transport is not None
         self._logger.info("Disconnecting: no PONG within %s second(s)", reply_timeout)
-        transport.send_close(
+        data = self._conn.send_close(
             WSCloseCode.GOING_AWAY,
             f"peer has not replied to ping/heartbeat request within {reply_timeout:g} second(s)",
         )
-        self._failing = True
+        if data is not None:
+            self._write(data)
         self._loop.call_later(_FAIL_DISCONNECT_DELAY, self._abort_hard)
 
     def _abort_hard(self) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import picows.websockets as websockets
 from picows.websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from test_interop import CHROMIUM, CHROMIUM_FLAGS, NODE_DIR, require
+from tools import CHROMIUM, CHROMIUM_FLAGS, NODE_DIR, require
 
 TIMEOUT = 30
 

@@ -178,13 +178,6 @@ def test_reader_eof() -> None:
         reader.feed_eof()
 
 
-def test_connect_exchange_is_sans_io() -> None:
-    from test_sansio import run_probe
-
-    report = run_probe(["_proxy"])
-    assert report["asyncio"] == [] and "picows._proxy" in report["picows"]
-
-
 def test_proxy_error_is_a_picklable_ws_error() -> None:
     error = WSProxyError(PROXY, "CONNECT x:1 refused with 403 Forbidden", 403)
     assert isinstance(error, picows.WSError)

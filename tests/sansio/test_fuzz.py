@@ -31,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import open_connection
 from picows import (
     WSHandshakeError,
     WSInvalidStatusError,
@@ -38,7 +39,7 @@ from picows import (
     WSUpgradeRequest,
     WSUpgradeResponse,
 )
-from picows._frames import FrameReader
+from picows._connection import State
 from picows._handshake import (
     ClientHandshake,
     RequestTooLargeError,
@@ -48,7 +49,7 @@ from picows._handshake import (
 from picows._http11 import MAX_HEADER_BLOCK
 from picows._types import WSMsgType
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 # The key and the offers that the response seeds answer.
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
@@ -186,22 +187,26 @@ def run_response_parser(data: bytes, cuts: Sequence[int]) -> Outcome:
 
 
 def run_frame_parser(data: bytes, cuts: Sequence[int], is_client: bool) -> Outcome:
-    """Feeds a FrameReader; returns every frame and how the stream ended."""
-    reader = FrameReader(
-        is_client=is_client, max_frame_size=MAX_FRAME_SIZE, read_buffer_init_size=2048
+    """Feeds an open Connection (every receive rule); returns every frame and how the
+    stream ended."""
+    conn = open_connection(
+        is_client=is_client,
+        max_frame_size=MAX_FRAME_SIZE,
+        read_buffer_init_size=2048,
+        auto_pong=False,
     )
     frames: list[tuple[int, int, int, bytes]] = []
     chunks = split(data, cuts)
     try:
         for chunk in chunks:
-            reader.feed_data(chunk)
+            conn.receive_data(chunk)
             # Progress: every frame consumes bytes, so at most one frame per 2 bytes.
             for _ in range(len(data) // 2 + 1):
-                before = reader.buffered
-                frame = timed(reader.next_frame)
+                before = conn.buffered
+                frame = timed(conn.next_frame)
                 if frame is None:
                     break
-                assert reader.buffered < before
+                assert conn.buffered < before
                 assert frame.payload_size <= MAX_FRAME_SIZE
                 rsv = frame.rsv1 << 2 | frame.rsv2 << 1 | frame.rsv3
                 frames.append((int(frame.msg_type), frame.fin, rsv, frame.get_payload_as_bytes()))
@@ -211,10 +216,11 @@ def run_frame_parser(data: bytes, cuts: Sequence[int], is_client: bool) -> Outco
             else:
                 raise AssertionError("next_frame kept returning frames")
             # The buffer holds the incomplete frame and one feed, at most.
-            assert reader.buffer_capacity <= 4 * (MAX_FRAME_SIZE + 14) + 2 * len(chunk) + 4096
-        # Nothing complete is left unparsed.
-        assert not reader.has_complete_frame_at(reader._start)
-        return ("frames", tuple(frames), "pending", reader.buffered)
+            assert conn.buffer_capacity <= 4 * (MAX_FRAME_SIZE + 14) + 2 * len(chunk) + 4096
+        # Nothing complete is left unparsed (after a CLOSE, nothing is parsed at all).
+        reader = conn._reader
+        assert conn.state is not State.OPEN or not reader.has_complete_frame_at(reader._start)
+        return ("frames", tuple(frames), "pending", conn.buffered)
     except WSProtocolError as exc:
         assert exc.code in (1002, 1007, 1009), exc.code
         assert str(exc)

@@ -25,6 +25,7 @@ import pytest
 
 import picows
 from conforming import ObservedClient, ObservedServer
+from helpers import eventually
 from leakcheck import Guard
 from rawpeer import RawPeer, accept_for, connect_raw_client, unmask
 
@@ -115,9 +116,7 @@ async def close_raw(writer: asyncio.StreamWriter) -> None:
 
 def reader_capacity(transport: picows.WSTransport) -> int:
     """The size of picows' receive buffer for this connection (private, for memory checks)."""
-    reader = transport._protocol._reader
-    assert reader is not None
-    return reader.buffer_capacity
+    return transport._conn.buffer_capacity
 
 
 async def assert_server_still_serves(server: Server) -> None:
@@ -420,11 +419,7 @@ async def test_client_fails_an_oversized_frame_on_its_header(guard: Guard) -> No
 
 
 async def test_a_frame_within_max_frame_size_costs_at_most_that(guard: Guard) -> None:
-    """A frame of exactly max_frame_size, announced then stalled: the buffer stays bounded.
-
-    picows sizes the buffer for the announced frame (so one read can take the rest),
-    which caps what a peer can make it hold at about max_frame_size per connection.
-    """
+    """A frame of exactly max_frame_size, announced then stalled: the buffer stays bounded."""
     limit = 1024 * 1024
     async with serve(max_frame_size=limit) as server:
         peer = await connect_raw_client(server.port)
@@ -441,6 +436,81 @@ async def test_a_frame_within_max_frame_size_costs_at_most_that(guard: Guard) ->
         pong = await peer.read_frame(TIMEOUT)
         assert (pong.opcode, pong.payload) == (10, b"after")
         assert reader_capacity(transport) <= 2 * limit
+        peer.abort()
+    await guard.assert_clean()
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+async def test_an_announced_frame_costs_only_the_bytes_that_came(guard: Guard, side: str) -> None:
+    """A header announcing 8 MiB, then 2 payload bytes: no memory for the rest.
+
+    The attack of issue 15: memory must be paid for with bytes, never allocated because
+    a header says so (upstream grows ~30 KiB per such connection).
+    """
+    header = struct.pack("!BBQ", 0x82, 127, 8 * 1024 * 1024 + 1)
+    if side == "server":
+        async with serve() as server:
+            peer = await connect_raw_client(server.port)
+            listener = await asyncio.wait_for(server.new_listener.get(), TIMEOUT)
+            transport = await listener.wait_connected()
+            peer.send_raw(bytes([0x82, 0x80 | 127]) + header[2:] + os.urandom(4) + b"x")
+            peer.send_raw(b"y")
+            # 14 header bytes (with the masking key) and the 2 payload bytes have arrived.
+            await eventually(lambda: transport._conn.buffered == 16)
+            assert reader_capacity(transport) == 16 * 1024  # the initial buffer, no more
+            peer.abort()
+    else:
+
+        async def announce(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(response_101(await read_request(reader)) + header + b"xy")
+            await writer.drain()
+            await reader.read()  # until the client goes
+
+        async with ScriptedServer(announce) as raw:
+            transport, _ = await picows.ws_connect(ObservedClient, raw.url)
+            await eventually(lambda: transport._conn.buffered == 12)  # header + 2 bytes
+            assert reader_capacity(transport) == 16 * 1024
+            transport.disconnect(graceful=False)
+            await raw.finished()
+    await guard.assert_clean()
+
+
+async def test_a_grown_buffer_shrinks_once_the_connection_is_quiet(guard: Guard) -> None:
+    """After a 4 MiB frame the receive buffer goes back to its initial size."""
+    async with serve() as server:
+        peer = await connect_raw_client(server.port)
+        listener = await asyncio.wait_for(server.new_listener.get(), TIMEOUT)
+        transport = await listener.wait_connected()
+        payload = os.urandom(4 * 1024 * 1024)
+        peer.send_frame(2, payload)
+        echo = await peer.read_frame(TIMEOUT)
+        assert echo.payload == payload
+        assert reader_capacity(transport) > 4 * 1024 * 1024
+        # The idle shrink comes after a second of quiet (picows._protocol._SHRINK_DELAY).
+        await eventually(lambda: reader_capacity(transport) == 16 * 1024)
+        # And the connection still works, growing again when needed.
+        peer.send_frame(2, payload[:100_000])
+        assert (await peer.read_frame(TIMEOUT)).payload == payload[:100_000]
+        peer.abort()
+    await guard.assert_clean()
+
+
+async def test_a_peer_that_ignores_our_close_is_disconnected(
+    guard: Guard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After our CLOSE, the TCP connection ends within the close timeout (issue 15.4)."""
+    monkeypatch.setattr(picows._protocol, "CLOSE_TIMEOUT", 0.3)
+    async with serve() as server:
+        peer = await connect_raw_client(server.port)
+        listener = await asyncio.wait_for(server.new_listener.get(), TIMEOUT)
+        transport = await listener.wait_connected()
+        started = asyncio.get_running_loop().time()
+        transport.send_close(picows.WSCloseCode.GOING_AWAY, "bye")
+        assert (await peer.expect_close(TIMEOUT)).close_code == 1001
+        # The peer never answers and never closes: picows does, after 0.3 s.
+        await listener.wait_disconnected(TIMEOUT)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert 0.25 <= elapsed < 3, elapsed
         peer.abort()
     await guard.assert_clean()
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
-import platform
-import shutil
 import signal
 import socket
 import ssl
@@ -39,51 +36,16 @@ from picows import (
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
+from tools import CHROMIUM, CHROMIUM_FLAGS, NODE_DIR, missing_tools, require
 
 TIMEOUT = 30  # seconds: a bound on each scenario, never used to synchronise
-CHROMIUM = "/usr/bin/chromium"
-NODE_DIR = Path(__file__).resolve().parent / "node"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",  # required as root
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _missing_tools() -> dict[str, str]:
-    """Tool -> how to get it, for every interop peer not available here."""
-    missing: dict[str, str] = {}
-    if platform.python_implementation() == "CPython":  # playwright has no PyPy wheels
-        if importlib.util.find_spec("playwright") is None:
-            missing["playwright"] = "pip install playwright (the test extra on CPython)"
-        if not os.access(CHROMIUM, os.X_OK):
-            missing["chromium"] = "apt-get install chromium"
-    if shutil.which("node") is None:
-        missing["node"] = "apt-get install nodejs npm"
-    elif not (NODE_DIR / "node_modules" / "ws").is_dir():
-        missing["npm ws"] = f"npm ci --prefix {NODE_DIR}"
-    if shutil.which("nginx") is None:
-        missing["nginx"] = "apt-get install nginx"
-    return missing
-
-
-def require(*tools: str) -> None:
-    if platform.python_implementation() != "CPython" and {"playwright", "chromium"} & set(tools):
-        pytest.skip("playwright has no wheels for this interpreter (CPython only)")
-    missing = _missing_tools()
-    for tool in tools:
-        if tool in missing:
-            pytest.skip(f"{tool} not available: {missing[tool]}")
 
 
 def test_interop_tools_present() -> None:
     """With CI set, a missing peer is a failure, not a silent skip."""
     if not os.environ.get("CI"):
         pytest.skip("only enforced when CI is set")
-    assert _missing_tools() == {}, "interop peers missing in CI"
+    assert missing_tools() == {}, "interop peers missing in CI"
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import pytest
 
 import picows
-from conftest import EchoListener, NetMode, serve_picows
+from helpers import EchoListener, NetMode, serve_picows
 from picows import WSHandshakeError, WSInvalidStatusError, WSUpgradeResponse
 
 pytest.register_assert_rewrite("proxies")  # before the import: its asserts are tests too

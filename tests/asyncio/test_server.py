@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 import picows
-from conftest import (
+from helpers import (
     CollectingListener,
     EchoListener,
     NetMode,

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 import picows
-from conftest import CollectingListener, EchoListener, serve_picows
+from helpers import CollectingListener, EchoListener, serve_picows
 from picows import WSCloseCode, WSCloseInfo, WSMsgType, WSProtocolError
 from rawpeer import Harness, RawPeer, RecordingListener, unmask
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import picows
-from conftest import CollectingListener
+from helpers import CollectingListener
 
 
 async def test_echo_roundtrip(echo_server: str) -> None:

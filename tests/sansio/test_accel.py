@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ACCEL, ACCEL_IMPORT_ERROR, env_flag
+from helpers import ACCEL, ACCEL_IMPORT_ERROR, env_flag
 from picows import _header as header_module
 from picows import _mask as pure
 
@@ -124,6 +124,8 @@ def test_backend_info(accel: ModuleType) -> None:
         "decode_headers",
         "build_frame",
         "SendBuffer",
+        "HeaderViolation",
+        "set_header_error",
     }
 
 
@@ -131,14 +133,16 @@ def test_backend_picks_the_extension(accel: ModuleType) -> None:
     from picows import _backend
 
     if env_flag("PICOWS_NO_EXTENSIONS"):
-        assert _backend.BACKEND == "python"
+        assert _backend.BACKEND == "python" and _backend.CFFI is None
     else:
         assert _backend.BACKEND == "cffi"
-        assert _backend.apply_mask is accel.apply_mask
-        assert _backend.apply_mask_inplace is accel.apply_mask_inplace
-        assert _backend.SendBuffer is accel.SendBuffer
-        assert _backend.bind_unmask is accel.bind_unmask
-        assert _backend.build_frame is accel.build_frame
+        cffi = _backend.CFFI
+        assert cffi is not None
+        assert cffi.apply_mask is accel.apply_mask
+        assert cffi.apply_mask_inplace is accel.apply_mask_inplace
+        assert cffi.SendBuffer is accel.SendBuffer
+        assert cffi.bind_unmask is accel.bind_unmask
+        assert cffi.build_frame is accel.build_frame
 
 
 def test_every_length_up_to_4096(accel: ModuleType) -> None:

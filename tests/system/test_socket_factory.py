@@ -17,7 +17,7 @@ from typing import Any, Optional
 import pytest
 
 import picows
-from conftest import EchoListener, serve_picows
+from helpers import EchoListener, serve_picows
 
 pytest.register_assert_rewrite("proxies")  # before the import: its asserts are tests too
 

@@ -25,8 +25,6 @@ from contextlib import asynccontextmanager
 from typing import Any, Awaitable, Optional, TypeVar
 
 import pytest
-
-import picows
 from conformance_cases import (
     CASES,
     CLIENT_HANDSHAKE_CASES,
@@ -40,6 +38,8 @@ from conformance_cases import (
     ServerHandshakeCase,
     materialize,
 )
+
+import picows
 from conforming import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,

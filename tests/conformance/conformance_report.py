@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+# This folder (the cases and their runner) and tests/ (the shared helpers).
+for path in (HERE, HERE.parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 BACKEND_ENV = {
     "python": {"PICOWS_NO_EXTENSIONS": "1"},
@@ -53,8 +55,9 @@ def loop_factories(names: list[str]) -> dict[str, Callable[[], asyncio.AbstractE
 def run_here(loops: list[str], skip_slow: bool) -> dict[str, Any]:
     """Runs every case with this process' backend; returns the results as plain data."""
     import conformance_cases as cases
-    import picows
     import test_conformance as runner
+
+    import picows
 
     # Failing connections is the point of half the cases: keep their logs quiet.
     logging.getLogger("picows").setLevel(logging.CRITICAL)

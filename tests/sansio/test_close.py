@@ -115,16 +115,29 @@ def test_build_messages(message: Any, expected: bytes) -> None:
     assert type(payload) is bytes
 
 
-@pytest.mark.parametrize("code", [1, 1000, 1005, 3000, 4000, 0xFFFF])
+@pytest.mark.parametrize("code", [1000, 1003, 1007, 1014, 3000, 4000, 4999])
 def test_build_code_is_big_endian(code: int) -> None:
     assert build_close_payload(code, None) == code.to_bytes(2, "big")
     assert build_close_payload(WSCloseCode(code), "x") == code.to_bytes(2, "big") + b"x"
 
 
-@pytest.mark.parametrize("code", [0x10000, 70000, 2**32, -1])
-def test_build_code_out_of_range(code: int) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "code", [1, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 0xFFFF, 0x10000, 2**32, -1]
+)
+def test_codes_that_must_never_be_sent(code: int) -> None:
+    """7.4: 1005, 1006 and 1015 "MUST NOT be set", 1004 and 1016-2999 are reserved, and
+    codes below 1000 or from 5000 on do not exist: refused before anything is sent."""
+    with pytest.raises(ValueError, match="must not be sent"):
         build_close_payload(code, "x")
+
+
+def test_reason_must_fit_a_control_frame() -> None:
+    """5.5: a control payload is at most 125 bytes, 2 of which hold the code."""
+    assert len(build_close_payload(1000, "r" * 123)) == 125
+    with pytest.raises(ValueError, match="at most 123 bytes"):
+        build_close_payload(1000, "r" * 124)
+    with pytest.raises(ValueError, match="at most 123 bytes"):
+        build_close_payload(1000, "\u20ac" * 42)  # 126 bytes of UTF-8
 
 
 # --- is_valid_received_close_code --------------------------------------------------

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import feed_connection, open_connection
 from picows._close import build_close_payload
+from picows._connection import Connection, State
 from picows._exceptions import WSProtocolError
 from picows._frames import FrameReader, MaskKeySource, WSFrame, encode_frame, encode_frame_header
 from picows._types import WSCloseCode, WSMsgType
@@ -78,6 +80,18 @@ def parse_all(data: bytes, *, is_client: bool, **kwargs: Any) -> list[Parsed]:
     frames = drain(reader)
     assert reader.buffered == 0
     return frames
+
+
+def connection_error(data: bytes, *, is_client: bool) -> WSProtocolError:
+    """Feed ``data`` to an open Connection (the receive rules beyond the frame syntax,
+    such as the CLOSE body) and return the WSProtocolError it failed with."""
+    conn = open_connection(is_client=is_client)
+    with pytest.raises(WSProtocolError) as info:
+        feed_connection(conn, data)
+        while conn.next_frame() is not None:
+            pass
+    assert conn.state is State.CLOSED and conn.failure is info.value
+    return info.value
 
 
 def protocol_error(
@@ -542,13 +556,13 @@ def test_frame_of_exactly_max_size_is_accepted() -> None:
 @pytest.mark.parametrize("is_client", [True, False], ids=["client", "server"])
 def test_close_with_one_byte_payload(is_client: bool) -> None:
     frame = encode_frame(CLOSE, b"\x03", mask_key=None if is_client else RFC_KEY)
-    assert protocol_error(frame, is_client=is_client).code == PE
+    assert connection_error(frame, is_client=is_client).code == PE
 
 
 @pytest.mark.parametrize("code", [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535])
 def test_close_with_invalid_code(code: int) -> None:
     frame = encode_frame(CLOSE, code.to_bytes(2, "big") + b"why")
-    exc = protocol_error(frame, is_client=True)
+    exc = connection_error(frame, is_client=True)
     assert exc.code == PE
     assert str(code) in str(exc)
 
@@ -568,7 +582,7 @@ def test_close_with_valid_code(code: int) -> None:
 @pytest.mark.parametrize("is_client", [True, False], ids=["client", "server"])
 def test_close_reason_invalid_utf8(reason: bytes, is_client: bool) -> None:
     frame = encode_frame(CLOSE, b"\x03\xe8" + reason, mask_key=None if is_client else RFC_KEY)
-    exc = protocol_error(frame, is_client=is_client)
+    exc = connection_error(frame, is_client=is_client)
     assert exc.code == WSCloseCode.INVALID_TEXT
 
 
@@ -582,7 +596,7 @@ def test_text_payload_utf8_not_validated_by_core() -> None:
     "bad",
     [
         bytes([0x83, 0x00]),  # reserved opcode
-        bytes([0xC1, 0x00]),  # RSV1 without extension
+        bytes([0xC9, 0x00]),  # RSV1 on a PING
         bytes([0x09, 0x00]),  # fragmented PING
         b"\x88\x01\x03",  # 1-byte CLOSE
         b"\x88\x02\x03\xed",  # CLOSE 1005
@@ -593,12 +607,12 @@ def test_text_payload_utf8_not_validated_by_core() -> None:
 def test_frames_before_an_error_are_returned_first(bad: bytes) -> None:
     """behaviors.md section 5 item 5: valid frames ahead of a violation are delivered."""
     good = encode_frame(TEXT, b"one") + encode_frame(PING, b"two") + encode_frame(BINARY, b"3")
-    reader = FrameReader(is_client=True)
-    reader.feed_data(good + bad)
+    conn = open_connection(is_client=True, auto_pong=False)
+    conn.receive_data(good + bad)
     got = []
     with pytest.raises(WSProtocolError):
         for _ in range(10):
-            frame = reader.next_frame()
+            frame = conn.next_frame()
             assert frame is not None
             got.append(frame.get_payload_as_bytes())
     assert got == [b"one", b"two", b"3"]
@@ -629,16 +643,17 @@ def test_frames_before_an_error_are_returned_first_server_side() -> None:
     ],
 )
 def test_bytes_after_close_are_discarded(after: bytes) -> None:
-    reader = FrameReader(is_client=True)
-    reader.feed_data(encode_frame(CLOSE, b"\x03\xe8bye") + after)
-    frame = reader.next_frame()
+    """5.5.1: the peer sends nothing after its CLOSE; whatever it does is dropped unread."""
+    conn = open_connection(is_client=True)
+    conn.receive_data(encode_frame(CLOSE, b"\x03\xe8bye") + after)
+    frame = conn.next_frame()
     assert frame is not None and frame.msg_type is CLOSE
     assert frame.get_close_reason() == "bye"
-    assert reader.next_frame() is None
-    assert reader.buffered == 0
-    reader.feed_data(b"\x83\x00" * 1000)  # reserved opcodes: ignored, not raised
-    assert reader.next_frame() is None
-    assert reader.buffered == 0
+    assert conn.next_frame() is None
+    assert conn.buffered == 0
+    conn.receive_data(b"\x83\x00" * 1000)  # reserved opcodes: ignored, not raised
+    assert conn.next_frame() is None
+    assert conn.buffered == 0 and conn.state is State.CLOSING
 
 
 # --- WSFrame API ---------------------------------------------------------------------
@@ -792,20 +807,34 @@ def test_default_read_buffer_is_16kib() -> None:
     assert FrameReader(is_client=True).buffer_capacity == 16 * 1024
 
 
-def test_buffer_grows_for_a_large_frame() -> None:
+def test_buffer_grows_with_the_bytes_that_arrive() -> None:
+    """Memory follows received bytes, never an announced length."""
     payload = os.urandom(100_000)
     wire = encode_frame(BINARY, payload, mask_key=RFC_KEY)
     reader = FrameReader(is_client=False, read_buffer_init_size=2048)
-    feed_via_buffer(reader, wire[:14])
+    feed_via_buffer(reader, wire[:15])
     assert reader.next_frame() is None
-    # Once the header is known, the next read may bring the whole rest of the frame.
-    room = reader.get_buffer()
-    assert len(room) >= len(wire) - 14
-    room.release()
-    feed_via_buffer(reader, wire[14:])
+    # The header announced 100 KB: nothing is allocated for it yet.
+    assert reader.buffer_capacity == 2048
+    feed_via_buffer(reader, wire[15:])
     assert drain(reader) == [(BINARY, 1, 0, 0, 0, payload)]
-    # Room for the frame, and not much more (a power of two would be 128 KiB).
+    # Doubling, capped by the frame: room for the frame, and not much more (a power of
+    # two would be 128 KiB).
     assert len(wire) <= reader.buffer_capacity < len(wire) + 4096
+    # Once the frame is consumed, shrink() gives the buffer back.
+    assert reader.shrink() and reader.buffer_capacity == 2048
+    assert not reader.shrink()  # nothing more to give back
+
+
+def test_shrink_keeps_a_buffer_that_holds_bytes() -> None:
+    wire = encode_frame(BINARY, bytes(50_000), mask_key=RFC_KEY)
+    reader = FrameReader(is_client=False, read_buffer_init_size=2048)
+    feed_via_buffer(reader, wire[:-10])  # the frame is not complete
+    grown = reader.buffer_capacity
+    assert grown > 2048
+    assert not reader.shrink() and reader.buffer_capacity == grown
+    feed_via_buffer(reader, wire[-10:])
+    assert drain(reader) == [(BINARY, 1, 0, 0, 0, bytes(50_000))]
 
 
 def test_buffer_does_not_grow_while_small_frames_stream() -> None:
@@ -871,16 +900,16 @@ def test_kept_frames_and_views_across_many_reads() -> None:
 # --- hostile input -----------------------------------------------------------------
 
 
-def consume_hostile(reader: FrameReader, chunks: list[bytes], mode: int, bound: int) -> None:
+def consume_hostile(conn: Connection, chunks: list[bytes], mode: int, bound: int) -> None:
     """Feed chunks, touch every frame like a listener would; only WSProtocolError may escape."""
     try:
         for i, chunk in enumerate(chunks):
             if (mode >> (i % 8)) & 1:
-                feed_via_buffer(reader, chunk)
+                feed_connection(conn, chunk)
             else:
-                reader.feed_data(chunk)
+                conn.receive_data(chunk)
             while True:
-                frame = reader.next_frame()
+                frame = conn.next_frame()
                 if frame is None:
                     break
                 str(frame)
@@ -890,7 +919,7 @@ def consume_hostile(reader: FrameReader, chunks: list[bytes], mode: int, bound: 
                 if frame.msg_type is CLOSE:
                     frame.get_close_code()
                     frame.get_close_reason()
-            assert reader.buffer_capacity <= bound, reader.buffer_capacity
+            assert conn.buffer_capacity <= bound, conn.buffer_capacity
     except WSProtocolError as exc:
         assert isinstance(exc.code, int)
         assert exc.code in (PE, WSCloseCode.MESSAGE_TOO_BIG, WSCloseCode.INVALID_TEXT)
@@ -942,12 +971,15 @@ hostile_bytes = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), raw=hostile_bytes, is_client=st.booleans(), mode=st.integers(0, 255))
 def test_hostile_random_bytes(data: Any, raw: bytes, is_client: bool, mode: int) -> None:
-    reader = FrameReader(
-        is_client=is_client, max_frame_size=HOSTILE_MAX_FRAME, read_buffer_init_size=2048
+    conn = open_connection(
+        is_client=is_client,
+        max_frame_size=HOSTILE_MAX_FRAME,
+        read_buffer_init_size=2048,
+        auto_pong=False,
     )
     if data.draw(st.booleans(), label="valid prefix"):
         raw = valid_prefix(is_client) + raw
-    consume_hostile(reader, data.draw(chunked(raw)), mode, HOSTILE_BOUND)
+    consume_hostile(conn, data.draw(chunked(raw)), mode, HOSTILE_BOUND)
 
 
 @st.composite
@@ -984,12 +1016,15 @@ def mutated_streams(draw: Any) -> tuple[bytes, bool]:
 @given(data=st.data(), stream=mutated_streams(), mode=st.integers(0, 255))
 def test_hostile_mutated_streams(data: Any, stream: tuple[bytes, bool], mode: int) -> None:
     wire, is_client = stream
-    reader = FrameReader(
-        is_client=is_client, max_frame_size=HOSTILE_MAX_FRAME, read_buffer_init_size=2048
+    conn = open_connection(
+        is_client=is_client,
+        max_frame_size=HOSTILE_MAX_FRAME,
+        read_buffer_init_size=2048,
+        auto_pong=False,
     )
     if data.draw(st.booleans(), label="valid prefix"):
         wire = valid_prefix(is_client) + wire
-    consume_hostile(reader, data.draw(chunked(wire)), mode, HOSTILE_BOUND)
+    consume_hostile(conn, data.draw(chunked(wire)), mode, HOSTILE_BOUND)
 
 
 def test_hostile_stream_of_max_size_frames_stays_bounded() -> None:
@@ -998,14 +1033,14 @@ def test_hostile_stream_of_max_size_frames_stays_bounded() -> None:
     wire = b"".join(
         encode_frame(BINARY, bytes(rng.randint(1000, 1024)), mask_key=RFC_KEY) for _ in range(300)
     )
-    reader = FrameReader(is_client=False, max_frame_size=1024, read_buffer_init_size=2048)
+    conn = open_connection(is_client=False, max_frame_size=1024, read_buffer_init_size=2048)
     chunks, pos = [], 0
     while pos < len(wire):
         size = rng.randint(1, MAX_CHUNK)
         chunks.append(wire[pos : pos + size])
         pos += size
-    consume_hostile(reader, chunks, 0xAA, HOSTILE_BOUND)
-    assert reader.buffered == 0
+    consume_hostile(conn, chunks, 0xAA, HOSTILE_BOUND)
+    assert conn.buffered == 0
 
 
 # --- MaskKeySource -------------------------------------------------------------------

@@ -15,6 +15,7 @@ missing extension is a failure, not a skip.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import subprocess
@@ -28,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ACCEL
+from helpers import ACCEL
 from picows import _backend, _frames
 from picows import _header as pure
 from picows._exceptions import WSProtocolError
@@ -136,7 +137,7 @@ def test_accelerator_imported_before_picows(accel: ModuleType) -> None:
     # picows._backend), and a cycle would leave picows on the pure backend.
     code = (
         "import _picows_accel, picows, picows._backend as b; "
-        "print(picows.BACKEND, b.decode_headers is not None)"
+        "print(picows.BACKEND, b.ACTIVE.decode_headers is not None)"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     env.pop("PICOWS_NO_EXTENSIONS", None)
@@ -436,16 +437,18 @@ def test_threads_do_not_share_output(accel: ModuleType) -> None:
 # --- the backend's choice ---------------------------------------------------------------
 
 
-def test_backend_choice() -> None:
+def test_backend_choice(backend: _backend.Backend) -> None:
     # One header at a time is pure Python everywhere: one cffi call costs more.
-    assert _backend.decode_header is pure.decode_header
+    assert backend.decode_header is pure.decode_header
     pypy = platform.python_implementation() == "PyPy"
-    if _backend.BACKEND == "cffi" and not pypy:
+    if backend.name == "cffi" and not pypy:
         assert ACCEL is not None
-        assert _backend.decode_headers is ACCEL.decode_headers
+        assert backend.decode_headers is ACCEL.decode_headers
     else:
-        assert _backend.decode_headers is None
-    assert _frames._decode_headers is _backend.decode_headers
+        assert backend.decode_headers is None
+    # A reader binds the decoders of the backend active when it is made.
+    reader = _frames.FrameReader(is_client=True)
+    assert reader._decode_headers is backend.decode_headers
 
 
 def test_batch_rule_table() -> None:
@@ -463,13 +466,14 @@ def test_batch_rule_table() -> None:
 
 @contextlib.contextmanager
 def reader_decoders(batch: Optional[Callable[..., list[int]]]) -> Iterator[None]:
-    """Make every FrameReader use ``batch`` for every read (None: never)."""
-    saved = _frames._decode_headers, _frames._BATCH_AT
-    _frames._decode_headers, _frames._BATCH_AT = batch, (0,) * 256
+    """Make every FrameReader made inside use ``batch`` for every read (None: never)."""
+    saved_backend, saved_table = _backend.ACTIVE, _frames._BATCH_AT
+    _backend.ACTIVE = dataclasses.replace(saved_backend, decode_headers=batch)
+    _frames._BATCH_AT = (0,) * 256
     try:
         yield
     finally:
-        _frames._decode_headers, _frames._BATCH_AT = saved
+        _backend.ACTIVE, _frames._BATCH_AT = saved_backend, saved_table
 
 
 Event = tuple[Any, ...]
