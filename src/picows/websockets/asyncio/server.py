@@ -28,7 +28,7 @@ from ..._handshake import accept_key
 from ..._http11 import WSUpgradeRequest, WSUpgradeResponseWithListener
 from ..._types import WSMsgType
 from ..compat import Request, Response, State, plain_response
-from ..exceptions import ConcurrencyError, InvalidHandshake, InvalidOrigin
+from ..exceptions import ConcurrencyError, InvalidHandshake, InvalidHeader, InvalidOrigin
 from ..extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
 from ..headers import parse_subprotocol
 from ..typing import DataLike, LoggerLike, MaxQueue, MaxSize, Origin, StatusLike, Subprotocol
@@ -259,8 +259,13 @@ class _Handshake:
         """The 101 response, or the error response of a request we refuse."""
         o = self.o
         headers = request.headers
-        origin = headers.get("Origin")
+        origins = headers.getall("Origin", [])
+        origin = origins[0] if origins else None
         try:
+            # RFC 6454 7.3: "The user agent MUST NOT include more than one Origin
+            # header field in any HTTP request."
+            if len(origins) > 1:
+                raise InvalidHeader("Origin", "multiple values")
             if not _origin_ok(origin, o["origins"]):
                 raise InvalidOrigin(origin)
             extensions, deflate = negotiate_extensions(headers, o["extensions"])
