@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
+import random
 import re
 from collections.abc import Generator
 from typing import Any, Optional
@@ -131,6 +133,20 @@ async def test_async_for_retries_503_then_gives_up_on_403() -> None:
                 await ws.close(1001)  # the next iteration connects again
         assert info.value.response.status_code == 403
         assert (connections, statuses) == (1, [])
+
+
+def test_backoff_delays_are_websockets_delays() -> None:
+    """The first delay is random (RFC 6455 7.2.3), then they grow to a cap."""
+    from websockets.client import backoff as upstream_backoff
+
+    from picows.websockets.asyncio.client import backoff
+
+    random.seed(7)
+    ours = list(itertools.islice(backoff(), 15))
+    random.seed(7)
+    theirs = list(itertools.islice(upstream_backoff(), 15))
+    assert ours == pytest.approx(theirs)
+    assert ours[-1] == 90.0
 
 
 # -- headers ------------------------------------------------------------------------

@@ -61,11 +61,12 @@ from .utils import default_user_agent, normalize_max_size, resolve_logger
 __all__ = ["ClientConnection", "backoff", "connect", "process_exception"]
 
 # websockets' reconnection delays (RFC 6455 7.2.3: "the first reconnect attempt
-# SHOULD be delayed by a random amount of time"), then exponential backoff.
-BACKOFF_INITIAL_DELAY = 5.0
-BACKOFF_MIN_DELAY = 3.1
-BACKOFF_MAX_DELAY = 90.0
-BACKOFF_FACTOR = 1.618
+# SHOULD be delayed by a random amount of time"), then exponential backoff; set
+# by the same environment variables as websockets'.
+BACKOFF_INITIAL_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_INITIAL_DELAY", "5"))
+BACKOFF_MIN_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MIN_DELAY", "3.1"))
+BACKOFF_MAX_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MAX_DELAY", "90.0"))
+BACKOFF_FACTOR = float(os.environ.get("WEBSOCKETS_BACKOFF_FACTOR", "1.618"))
 
 # websockets' limit on redirects followed by one connect, and its variable to change it.
 MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
