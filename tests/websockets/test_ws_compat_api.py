@@ -287,14 +287,13 @@ async def test_send_waits_while_the_write_buffer_is_over_write_limit() -> None:
 
 
 def test_exception_hierarchy_matches_websockets() -> None:
-    # websockets 16+ added a few exceptions (HTTP parsing limits, TooManyFragments)
-    # that we don't raise; every other class has the same bases in the same order.
+    # websockets 16+ added a few exceptions for HTTP parsing limits that the core
+    # doesn't raise; every other class has the same bases in the same order.
     newer = {
         "RequestLineTooLong",
         "StatusLineTooLong",
         "HeaderLineTooLong",
         "TooManyHeaders",
-        "TooManyFragments",
         "InvalidMethod",
         "InvalidProtocol",
     }
@@ -308,6 +307,42 @@ def test_exception_hierarchy_matches_websockets() -> None:
         assert [c.__name__ for c in ours.__mro__] == [c.__name__ for c in theirs.__mro__], name
         compared += 1
     assert compared >= 25
+
+
+class SendsFragments(picows.WSListener):
+    """Sends one TEXT message in ``count`` frames, all empty but the first."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def on_ws_connected(self, transport: picows.WSTransport) -> None:
+        transport.send(picows.WSMsgType.TEXT, b"start", fin=False)
+        for _ in range(self.count - 2):
+            transport.send(picows.WSMsgType.CONTINUATION, b"", fin=False)
+        transport.send(picows.WSMsgType.CONTINUATION, b"", fin=True)
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        if frame.msg_type == picows.WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+
+
+@pytest.mark.parametrize("count", [4096, 4097])
+async def test_recv_bounds_the_number_of_fragments(count: int) -> None:
+    """Empty fragments take no max_size but memory each: recv() stops at 4096
+    frames, as websockets (1009, TooManyFragments)."""
+    server = await picows.ws_create_server(lambda _: SendsFragments(count), "127.0.0.1", 0)
+    try:
+        async with websockets.connect(url_of(server), compression=None) as ws:
+            if count <= 4096:
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "start"
+                return
+            with pytest.raises(websockets.ConnectionClosedError) as info:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert (info.value.sent.code, info.value.sent.reason) == (1009, "too many fragments")
+            assert isinstance(info.value.__cause__, websockets.TooManyFragments)
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize("uri", ["http://example.com/", "ws://", "ws://[::1/", "example.com"])

@@ -45,6 +45,7 @@ from .exceptions import (
     ProtocolError,
     ProxyError,
     SecurityError,
+    TooManyFragments,
     WebSocketException,
 )
 from .typing import (
@@ -108,6 +109,7 @@ __all__ = [
     "State",
     "StatusLike",
     "Subprotocol",
+    "TooManyFragments",
     "WebSocketClientProtocol",
     "WebSocketException",
     "basic_auth",
