@@ -438,11 +438,13 @@ class ServerConnection(Connection):
 
     _default_logger = "websockets.server"
 
-    def __init__(self, server: Any, *, hooked: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, server: Any, *, username: Optional[str] = None, hooked: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.server = server
         #: Set by ``basic_auth`` when the client authenticated.
-        self.username: Optional[str] = None
+        self.username = username
         #: Set by ``route``: the endpoint that handles this connection, and the
         #: values its URL converters captured (its keyword arguments).
         self.handler: Optional[Callable[..., Awaitable[None]]] = None
