@@ -175,11 +175,15 @@ def test_deflate_fragments() -> None:
     assert b"".join(out) == b"".join(parts)
 
 
+# 10 MiB of zeros deflate to ~10 KiB (inflated in two calls: the data, then the
+# 4-byte tail); 1 MiB to ~1 KiB (a small frame: inflated with its tail in one call).
+@pytest.mark.parametrize("bomb_size", [10 * 2**20, 2**20])
 @pytest.mark.parametrize("limit", [0, 1, 1000, 65536])
-def test_deflate_bounded_one_frame(limit: int) -> None:
+def test_deflate_bounded_one_frame(limit: int, bomb_size: int) -> None:
     """A message over the limit stops after at most limit + 1 inflated bytes."""
     bomb = zlib.compressobj(wbits=-15)
-    wire = bomb.compress(bytes(10 * 2**20)) + bomb.flush(zlib.Z_SYNC_FLUSH)
+    wire = bomb.compress(bytes(bomb_size)) + bomb.flush(zlib.Z_SYNC_FLUSH)
+    assert (len(wire) < 2048) == (bomb_size < 10 * 2**20)
     _, server = pair()
     with pytest.raises(WSProtocolError) as info:
         server.decompress(wire[:-4], first=True, fin=True, max_length=limit)

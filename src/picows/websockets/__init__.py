@@ -16,7 +16,7 @@ from __future__ import annotations
 from . import exceptions, protocol
 from .asyncio.client import connect
 from .asyncio.connection import ClientConnection, ServerConnection, process_exception
-from .asyncio.router import route
+from .asyncio.router import Router, route
 from .asyncio.server import Server, ServerHandshakeConnection, basic_auth, broadcast, serve
 from .compat import CloseCode, Request, Response, State
 from .exceptions import (
@@ -45,6 +45,7 @@ from .exceptions import (
     ProtocolError,
     ProxyError,
     SecurityError,
+    TooManyFragments,
     WebSocketException,
 )
 from .typing import (
@@ -100,6 +101,7 @@ __all__ = [
     "ProxyError",
     "Request",
     "Response",
+    "Router",
     "SecurityError",
     "Server",
     "ServerConnection",
@@ -107,6 +109,7 @@ __all__ = [
     "State",
     "StatusLike",
     "Subprotocol",
+    "TooManyFragments",
     "WebSocketClientProtocol",
     "WebSocketException",
     "basic_auth",

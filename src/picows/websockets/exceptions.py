@@ -28,6 +28,7 @@ Hierarchy (as in websockets)::
         PayloadTooBig
         InvalidState
         ConcurrencyError
+        TooManyFragments
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ __all__ = [
     "ProtocolError",
     "ProxyError",
     "SecurityError",
+    "TooManyFragments",
     "WebSocketException",
 ]
 
@@ -281,3 +283,12 @@ class InvalidState(WebSocketException, AssertionError):
 
 class ConcurrencyError(WebSocketException, RuntimeError):
     """Two coroutines ran an operation that must not run concurrently (recv...)."""
+
+
+class TooManyFragments(WebSocketException):
+    """``recv`` met a message of more frames than its limit (4096, as websockets,
+    or ``WEBSOCKETS_MAX_FRAGMENTS``): the connection closes with 1009."""
+
+    def __init__(self, max_fragments: int) -> None:
+        super().__init__(f"fragmented message exceeds limit of {max_fragments} frames")
+        self.max_fragments = max_fragments

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import os
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Optional
@@ -23,7 +24,7 @@ from ..._exceptions import WSProtocolError
 from ..._frames import WSFrame
 from ..._messages import MessageRules
 from ..._types import WSCloseCode, WSMsgType, decode_utf8
-from ..exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from ..exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK, TooManyFragments
 from ..extensions.permessage_deflate import PerMessageDeflate
 from ..typing import Data
 
@@ -34,6 +35,9 @@ __all__ = ["Receiving"]
 
 _CONTINUATION = WSMsgType.CONTINUATION
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
+# How many frames recv() reassembles into one message, as websockets: empty
+# fragments cost no max_size but memory each, so they need a bound of their own.
+MAX_FRAGMENTS = int(os.environ.get("WEBSOCKETS_MAX_FRAGMENTS", "4096"))
 
 
 class Receiving:
@@ -171,6 +175,9 @@ class Receiving:
             try:
                 while not item[2]:
                     item = await self._next_item()
+                    if len(taken) >= MAX_FRAGMENTS:
+                        self._fail(WSCloseCode.MESSAGE_TOO_BIG, "too many fragments")
+                        await self._raise_closed(TooManyFragments(MAX_FRAGMENTS))
                     taken.append(item)
             except asyncio.CancelledError:
                 queue.extendleft(reversed(taken))  # as if never received

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import random
 import socket
 import ssl as ssl_module
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Generator, Sequence
 from typing import Any, Callable, Optional, Union
@@ -43,6 +45,7 @@ from ..exceptions import (
     InvalidUpgrade,
     InvalidURI,
     ProxyError,
+    SecurityError,
 )
 from ..extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from ..typing import HeadersLike, LoggerLike, MaxQueue, MaxSize, Origin, Subprotocol
@@ -58,11 +61,19 @@ from .utils import default_user_agent, normalize_max_size, resolve_logger
 __all__ = ["ClientConnection", "backoff", "connect", "process_exception"]
 
 # websockets' reconnection delays (RFC 6455 7.2.3: "the first reconnect attempt
-# SHOULD be delayed by a random amount of time"), then exponential backoff.
-BACKOFF_INITIAL_DELAY = 5.0
-BACKOFF_MIN_DELAY = 3.1
-BACKOFF_MAX_DELAY = 90.0
-BACKOFF_FACTOR = 1.618
+# SHOULD be delayed by a random amount of time"), then exponential backoff; set
+# by the same environment variables as websockets'.
+BACKOFF_INITIAL_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_INITIAL_DELAY", "5"))
+BACKOFF_MIN_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MIN_DELAY", "3.1"))
+BACKOFF_MAX_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MAX_DELAY", "90.0"))
+BACKOFF_FACTOR = float(os.environ.get("WEBSOCKETS_BACKOFF_FACTOR", "1.618"))
+
+# websockets' limit on redirects followed by one connect, and its variable to change it.
+MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
+# RFC 9110 15.4: the statuses whose Location a client may follow.
+_REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+# Credentials that must not follow a redirect to another origin.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 # Size of any message or frame the core accepts when max_size is None.
 _UNLIMITED = 2**63 - 1
@@ -285,10 +296,54 @@ class connect:
         return factory
 
     async def _connect(self) -> ClientConnection:
+        """Open the connection, following redirects (websockets' rules; the core
+        follows none): the open timeout covers them all."""
         try:
-            parsed = parse_url(self.uri)
-        except WSInvalidURL as exc:
-            raise InvalidURI(exc.url, exc.msg) from None
+            return await asyncio.wait_for(self._follow_redirects(), self.open_timeout)
+        except asyncio.TimeoutError as exc:
+            raise asyncio.TimeoutError("timed out during opening handshake") from exc
+
+    async def _follow_redirects(self) -> ClientConnection:
+        for _ in range(MAX_REDIRECTS):
+            try:
+                return await self._connect_once()
+            except InvalidStatus as exc:
+                new_uri = self._process_redirect(exc)
+                if new_uri is None:
+                    raise
+                self.logger.info("redirected to %s", new_uri)
+                self.uri = new_uri  # later reconnections (async for) go there too
+        raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
+
+    def _process_redirect(self, exc: InvalidStatus) -> Optional[str]:
+        """The URI to follow after ``exc``, or None if it is no redirect.  Raises
+        when it is one that must not be followed."""
+        response = exc.response
+        location = response.headers.get("Location")
+        if int(response.status_code) not in _REDIRECT_STATUSES or location is None:
+            return None
+        new_uri: str = urllib.parse.urljoin(self.uri, str(location))
+        old, new = _parse_uri(self.uri), _parse_uri(new_uri)
+        if self._kwargs.get("sock") is not None:
+            raise ValueError(f"cannot follow redirect to {new_uri} with a preexisting socket")
+        if old.is_secure and not new.is_secure:
+            raise SecurityError(f"cannot follow redirect to non-secure URI {new_uri}")
+        if (old.is_secure, old.host, old.port) != (new.is_secure, new.host, new.port):
+            if self._kwargs.get("host") is not None or self._kwargs.get("port") is not None:
+                raise ValueError(
+                    f"cannot follow cross-origin redirect to {new_uri} "
+                    "with an explicit host or port"
+                )
+            # Another origin must not get our credentials.
+            self._additional_headers = [
+                (name, value)
+                for name, value in header_pairs(self._additional_headers)
+                if name.lower() not in _CREDENTIAL_HEADERS
+            ]
+        return new_uri
+
+    async def _connect_once(self) -> ClientConnection:
+        parsed = _parse_uri(self.uri)
         kwargs = dict(self._kwargs)
         ssl_context = _ssl_context(kwargs.pop("ssl", None), parsed)
         proxy_ssl = kwargs.pop("proxy_ssl", None)
@@ -334,18 +389,24 @@ class connect:
             proxy=proxy,
             proxy_ssl_context=proxy_ssl,
             socket_factory=socket_factory,
+            max_redirects=0,  # followed here, with websockets' rules
             **kwargs,
         )
         try:
-            _transport, listener = await asyncio.wait_for(opening, self.open_timeout)
-        except asyncio.TimeoutError as exc:
-            raise asyncio.TimeoutError("timed out during opening handshake") from exc
+            _transport, listener = await opening
         except WSHandshakeError as exc:
             raise _handshake_error(exc) from exc
         except WSProxyError as exc:
             raise _proxy_error(exc) from exc
         assert isinstance(listener, ClientConnection)
         return listener
+
+
+def _parse_uri(uri: str) -> WSParsedURL:
+    try:
+        return parse_url(uri)
+    except WSInvalidURL as exc:
+        raise InvalidURI(exc.url, exc.msg) from None
 
 
 def _handshake_error(exc: WSHandshakeError) -> InvalidHandshake:

@@ -24,7 +24,8 @@ import os
 import uuid
 import warnings
 from collections import deque
-from typing import Any, Optional, Union
+from collections.abc import Awaitable, Mapping
+from typing import Any, Callable, Optional, Union
 
 from ..._close import WSCloseHandshake, truncate_reason
 from ..._exceptions import WSProtocolError
@@ -63,6 +64,8 @@ _PerMessageDeflate = PerMessageDeflate
 _PONG = WSMsgType.PONG
 _CLOSE = WSMsgType.CLOSE
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+# The ServerConnection attributes that handshake hooks may set (basic_auth, route).
+_SET_BY_HOOKS = frozenset({"username", "handler", "handler_kwargs"})
 
 
 def process_exception(exc: Exception) -> Optional[Exception]:
@@ -435,11 +438,24 @@ class ServerConnection(Connection):
 
     _default_logger = "websockets.server"
 
-    def __init__(self, server: Any, *, username: Optional[str] = None, **kwargs: Any) -> None:
+    def __init__(
+        self, server: Any, *, username: Optional[str] = None, hooked: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.server = server
         #: Set by ``basic_auth`` when the client authenticated.
         self.username = username
+        #: Set by ``route``: the endpoint that handles this connection, and the
+        #: values its URL converters captured (its keyword arguments).
+        self.handler: Optional[Callable[..., Awaitable[None]]] = None
+        self.handler_kwargs: Mapping[str, Any] = {}
+        if hooked is not None:
+            # What the handshake hooks set on their connection object (username,
+            # the routed handler, the application's own attributes) is seen by the
+            # handler here, as on websockets' single connection object.
+            for name, value in vars(hooked).items():
+                if name in _SET_BY_HOOKS or not hasattr(self, name):
+                    setattr(self, name, value)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         super().on_ws_connected(transport)

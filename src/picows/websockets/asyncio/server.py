@@ -18,8 +18,7 @@ import hmac
 import http
 import re
 import sys
-from collections.abc import Awaitable, Generator, Iterable, Sequence
-from inspect import isawaitable
+from collections.abc import Awaitable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
 from multidict import CIMultiDict
@@ -29,13 +28,13 @@ from ..._handshake import accept_key
 from ..._http11 import WSUpgradeRequest, WSUpgradeResponseWithListener
 from ..._types import WSMsgType
 from ..compat import Request, Response, State, plain_response
-from ..exceptions import ConcurrencyError, InvalidHandshake, InvalidOrigin
+from ..exceptions import ConcurrencyError, InvalidHandshake, InvalidHeader, InvalidOrigin
 from ..extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
 from ..headers import parse_subprotocol
 from ..typing import DataLike, LoggerLike, MaxQueue, MaxSize, Origin, StatusLike, Subprotocol
 from .connection import ServerConnection
 from .negotiation import negotiate_extensions, select_server_subprotocol, server_extension_factories
-from .utils import Logger, default_server_header, normalize_max_size, resolve_logger
+from .utils import Logger, default_server_header, normalize_max_size, resolve_logger, sync_hook
 
 __all__ = [
     "Server",
@@ -59,6 +58,9 @@ class ServerHandshakeConnection:
         self.request = request
         #: Set by ``basic_auth``; becomes ``ServerConnection.username``.
         self.username: Optional[str] = None
+        #: Set by ``route``'s router: the matched endpoint and its URL values.
+        self.handler: Optional[Callable[..., Awaitable[None]]] = None
+        self.handler_kwargs: Mapping[str, Any] = {}
 
     @property
     def state(self) -> State:
@@ -67,13 +69,6 @@ class ServerHandshakeConnection:
     def respond(self, status: StatusLike, text: str) -> Response:
         """A plain-text HTTP response that rejects the WebSocket upgrade."""
         return plain_response(int(status), text)
-
-
-def _sync_hook(value: Any, name: str) -> Any:
-    if isawaitable(value):
-        getattr(value, "close", lambda: None)()  # no "never awaited" warning
-        raise NotImplementedError(f"picows.websockets supports only synchronous {name}")
-    return value
 
 
 def _origin_ok(origin: Optional[str], origins: Optional[Sequence[Any]]) -> bool:
@@ -222,11 +217,11 @@ class _Handshake:
         if self.server.close_task is not None:
             response = plain_response(503, "Server is shutting down.\n")
         elif o["process_request"] is not None:
-            response = _sync_hook(o["process_request"](connection, request), "process_request")
+            response = sync_hook(o["process_request"](connection, request), "process_request")
         if response is None:
             response, deflate, subprotocol = self._accept(connection, request, upgrade)
         if o["process_response"] is not None:
-            replaced = _sync_hook(
+            replaced = sync_hook(
                 o["process_response"](connection, request, response), "process_response"
             )
             response = response if replaced is None else replaced
@@ -242,7 +237,7 @@ class _Handshake:
         message, frame = o["max_size"]
         listener = ServerConnection(
             self.server,
-            username=connection.username,
+            hooked=connection,
             request=request,
             response=response,
             subprotocol=response.headers.get("Sec-WebSocket-Protocol", subprotocol),
@@ -264,8 +259,13 @@ class _Handshake:
         """The 101 response, or the error response of a request we refuse."""
         o = self.o
         headers = request.headers
-        origin = headers.get("Origin")
+        origins = headers.getall("Origin", [])
+        origin = origins[0] if origins else None
         try:
+            # RFC 6454 7.3: "The user agent MUST NOT include more than one Origin
+            # header field in any HTTP request."
+            if len(origins) > 1:
+                raise InvalidHeader("Origin", "multiple values")
             if not _origin_ok(origin, o["origins"]):
                 raise InvalidOrigin(origin)
             extensions, deflate = negotiate_extensions(headers, o["extensions"])
@@ -484,7 +484,7 @@ def basic_auth(
             username, password = _parse_basic_authorization(header)
         except ValueError:
             return unauthorized("Unsupported credentials\n")
-        if not _sync_hook(check(username, password), "check_credentials"):
+        if not sync_hook(check(username, password), "check_credentials"):
             return unauthorized("Invalid credentials\n")
         connection.username = username
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from inspect import isawaitable
 from typing import Any, Optional, Union
 
 from ... import __version__
@@ -15,6 +16,7 @@ __all__ = [
     "normalize_max_size",
     "normalize_watermarks",
     "resolve_logger",
+    "sync_hook",
 ]
 
 Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
@@ -64,3 +66,12 @@ def resolve_logger(logger: LoggerLike, default_name: str) -> Logger:
     if isinstance(logger, str):
         return logging.getLogger(logger)
     return logger
+
+
+def sync_hook(value: Any, name: str) -> Any:
+    """``value``, returned by the hook ``name``; NotImplementedError if it is an
+    awaitable: the core asks for the handshake answer synchronously."""
+    if isawaitable(value):
+        getattr(value, "close", lambda: None)()  # no "never awaited" warning
+        raise NotImplementedError(f"picows.websockets supports only synchronous {name}")
+    return value
