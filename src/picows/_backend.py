@@ -27,6 +27,7 @@ __all__ = [
     "BUILD_UNMASKED_IN_C",
     "SEND_BUFFER_MIN",
     "WRITELINES_MIN",
+    "WRITELINES_SKIPS_PAUSE",
     "SendBuffer",
     "apply_mask",
     "apply_mask_inplace",
@@ -74,7 +75,13 @@ BATCH_MIN_FRAMES = 8
 # 0.4 of the raw ceiling at 1 MiB against 0.8 for a fresh bytes object.
 SendBuffer = _header.SendBuffer
 SEND_BUFFER_MIN = sys.maxsize if _PYPY else 65536
-WRITELINES_MIN = sys.maxsize if _PYPY else 8192
+#: CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's writelines()
+#: never calls pause_writing (CPython gh-127655), so a peer that stops reading would
+#: make us buffer without limit.  There every frame goes through write().
+WRITELINES_SKIPS_PAUSE = not _PYPY and (
+    (3, 12) <= sys.version_info[:3] < (3, 12, 9) or (3, 13) <= sys.version_info[:3] < (3, 13, 2)
+)
+WRITELINES_MIN = sys.maxsize if _PYPY or WRITELINES_SKIPS_PAUSE else 8192
 #: Whether unmasked frames go through build_frame too (else: header + payload).
 BUILD_UNMASKED_IN_C = False
 
