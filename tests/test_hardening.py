@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -88,3 +89,47 @@ async def test_request_with_one_host_is_served() -> None:
         finally:
             writer.transport.abort()
     assert RawHTTPResponse(head).status == 101
+
+
+# ---------------------------------------------------------------------------
+# Item 9: the 500 (and 400) body is str(exc), even when UTF-8 cannot encode it.
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("X-Name: plain", "router failed: plain ☃".encode()),
+        # Header values are decoded with surrogateescape: 0xFF becomes '\udcff'.
+        ("X-Name: \udcff", b"router failed: \\udcff \xe2\x98\x83"),
+    ],
+    ids=["utf-8", "surrogate"],
+)
+async def test_router_exception_with_non_ascii_text_gets_a_500(
+    header: str, expected: bytes
+) -> None:
+    def route(request: picows.WSUpgradeRequest) -> picows.WSListener:
+        raise RuntimeError(f"router failed: {request.headers['X-Name']} ☃")
+
+    # The traceback picows logs holds the surrogate, which pytest-xdist cannot
+    # send between processes: this logger keeps it to itself.
+    quiet = logging.Logger("quiet")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    async with serve_picows(route, logger_name=quiet) as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        data = await exchange(port, request_bytes("Host: x", header, *UPGRADE))
+    response = RawHTTPResponse(data)
+    assert response.status == 500
+    assert response.body == expected
+    assert response.headers["Content-Length"] == str(len(expected))
+
+
+async def test_bad_request_quoting_a_non_utf8_value_gets_a_400() -> None:
+    async with serve_picows(lambda request: EchoListener()) as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        data = await exchange(
+            port, request_bytes("Host: x", *UPGRADE, "Sec-WebSocket-Version: \udcff")
+        )
+    response = RawHTTPResponse(data)
+    assert response.status == 400
+    assert b"unsupported websocket version: 13, \\udcff" in response.body

@@ -230,7 +230,9 @@ async def ws_create_server(
     """Start a WebSocket server; ``ws_listener_factory`` routes each request.
 
     The factory returns a ``WSListener`` (101), a ``WSUpgradeResponseWithListener``
-    (a custom response), or None (404); if it raises, the client gets a 500.
+    (a custom response), or None (404); if it raises, the client gets a 500 whose
+    body is the exception's text, as upstream sends it: a server facing the internet
+    should catch its own exceptions in the factory and answer with what it chooses.
     ``kwargs`` are passed to ``loop.create_server``.
     """
     load_aiofastnet(use_aiofastnet)  # fails early when True and not installed

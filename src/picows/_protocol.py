@@ -117,6 +117,15 @@ def _connection_logger(parent: Logger, transport: asyncio.BaseTransport) -> Logg
     return child
 
 
+def _error_body(exc: BaseException) -> bytes:
+    """``str(exc)`` as UTF-8, the body of a 400 or 500 (as upstream sends it).
+
+    Header values are decoded with surrogateescape, so a message that quotes one
+    may hold lone surrogates, which UTF-8 cannot encode: they are escaped.
+    """
+    return str(exc).encode("utf-8", "backslashreplace")
+
+
 def _set_nodelay(transport: asyncio.BaseTransport) -> None:
     sock = transport.get_extra_info("socket")
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
@@ -333,7 +342,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._close_lingering()
             return
         except WSHandshakeError as exc:
-            self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
+            self._reject(WSUpgradeResponse.create_error_response(400, _error_body(exc)))
             return
         if request is None:
             return
@@ -362,7 +371,7 @@ class WSProtocol(asyncio.BufferedProtocol):
                 )
         except Exception as exc:
             self._logger.exception("ws_listener_factory raised an exception")
-            self._reject(WSUpgradeResponse.create_error_response(500, str(exc).encode()))
+            self._reject(WSUpgradeResponse.create_error_response(500, _error_body(exc)))
             return
         if response.status != 101:
             self._reject(response)
@@ -373,7 +382,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._reject(upgrade_required_response())
             return
         except WSHandshakeError as exc:
-            self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
+            self._reject(WSUpgradeResponse.create_error_response(400, _error_body(exc)))
             return
         assert self._underlying is not None and listener is not None
         self._underlying.write(handshake.build_101_response_bytes(key, response))
