@@ -133,3 +133,64 @@ async def test_bad_request_quoting_a_non_utf8_value_gets_a_400() -> None:
     response = RawHTTPResponse(data)
     assert response.status == 400
     assert b"unsupported websocket version: 13, \\udcff" in response.body
+
+
+# ---------------------------------------------------------------------------
+# Item 10: per-connection loggers follow the level of "picows", and are not registered.
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def picows_logs() -> Any:
+    """A handler on the "picows" logger; its level is restored afterwards."""
+    logger = logging.getLogger("picows")
+    handler = Records()
+    level = logger.level
+    logger.addHandler(handler)
+    try:
+        yield logger, handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("direction", ["raise", "lower"])
+async def test_connection_logger_follows_runtime_level_changes(
+    picows_logs: Any, direction: str
+) -> None:
+    logger, handler = picows_logs
+    before, after = (
+        (logging.WARNING, logging.INFO) if direction == "raise" else (logging.INFO, logging.WARNING)
+    )
+    logger.setLevel(before)
+    names_before = set(logging.Logger.manager.loggerDict)
+    connected: asyncio.Queue[picows.WSTransport] = asyncio.Queue()
+
+    class Server(picows.WSListener):
+        def on_ws_connected(self, transport: picows.WSTransport) -> None:
+            connected.put_nowait(transport)
+
+    async with serve_picows(lambda request: Server()) as (_, url):
+        client, _ = await picows.ws_connect(picows.WSListener, url)
+        server = await asyncio.wait_for(connected.get(), TIMEOUT)
+        # The connection has logged already (at "before"), so any level cache is filled.
+        connection_logger = server._logger
+        assert connection_logger.name.startswith("picows.server.")
+        logger.setLevel(after)
+        handler.records.clear()
+        client.disconnect()
+        await asyncio.wait_for(server.wait_disconnected(), TIMEOUT)
+        await asyncio.wait_for(client.wait_disconnected(), TIMEOUT)
+    disconnected = [r for r in handler.records if r.getMessage() == "Disconnected"]
+    assert len(disconnected) == (2 if after == logging.INFO else 0)
+    # Hand-made loggers: nothing per connection is left in logging's registry.
+    added = set(logging.Logger.manager.loggerDict) - names_before
+    assert not [name for name in added if name.rsplit(".", 1)[-1].isdigit()], added

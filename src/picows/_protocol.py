@@ -102,17 +102,32 @@ class ConnectionOptions:
         self.read_buffer_init_size = read_buffer_init_size
 
 
+class _ConnectionLogger(logging.Logger):
+    """A per-connection child logger whose level checks always ask its parents.
+
+    ``Logger.isEnabledFor`` caches its answers, and only registered loggers have
+    their cache cleared by ``setLevel``: this one is not registered, so it skips
+    the cache and follows runtime level changes of ``picows`` and its parents.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        if self.disabled or self.manager.disable >= level:
+            return False
+        return level >= self.getEffectiveLevel()
+
+
 def _connection_logger(parent: Logger, transport: asyncio.BaseTransport) -> Logger:
     """A child logger ``<parent>.<fd>`` that is not registered with ``logging``.
 
     ``logging.getLogger`` would keep one logger per file descriptor forever; a
-    hand-made child is freed with its connection.
+    hand-made child is freed with its connection.  Its level is NOTSET: the
+    parent's level, as it is at each call, decides.
     """
     if isinstance(parent, logging.LoggerAdapter):
         return parent
     sock = transport.get_extra_info("socket")
     fd = sock.fileno() if sock is not None else -1
-    child = logging.Logger(f"{parent.name}.{fd}")
+    child = _ConnectionLogger(f"{parent.name}.{fd}")
     child.parent = parent
     return child
 
