@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 import picows
-from conftest import EchoListener, RawHTTPResponse, read_to_eof, serve_picows
+from conftest import EchoListener, RawHTTPResponse, close_server, read_to_eof, serve_picows
 
 TIMEOUT = 5.0
 BOUND = 0.3  # websocket_handshake_timeout in the timeout tests
@@ -51,6 +55,74 @@ def transports(which: str) -> dict[str, Any]:
     if which == "aiofastnet":
         pytest.importorskip("aiofastnet")
     return {"use_aiofastnet": which == "aiofastnet"}
+
+
+# ---------------------------------------------------------------------------
+# Item 5: websocket_handshake_timeout covers the TLS handshake.
+
+
+@pytest.mark.parametrize("which", ["loop", "aiofastnet"])
+@pytest.mark.parametrize("own_bound", [False, True], ids=["derived", "ssl_handshake_timeout"])
+async def test_server_drops_a_client_that_never_starts_tls(
+    server_ssl_context: ssl.SSLContext, which: str, own_bound: bool
+) -> None:
+    # Either picows derives the TLS bound, or the user's ssl_handshake_timeout is kept.
+    kwargs: dict[str, Any] = {"websocket_handshake_timeout": BOUND}
+    if own_bound:
+        kwargs = {"websocket_handshake_timeout": None, "ssl_handshake_timeout": BOUND}
+    async with serve_picows(
+        lambda request: EchoListener(), ssl=server_ssl_context, **kwargs, **transports(which)
+    ) as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        try:
+            # No ClientHello, ever: the server must hang up on its own.
+            assert await read_to_eof(reader, 2 * BOUND + 2.0) == b""
+        finally:
+            writer.transport.abort()
+        assert time.monotonic() - started < 2 * BOUND + 2.0
+
+
+@asynccontextmanager
+async def silent_tcp_server() -> AsyncIterator[int]:
+    """Accepts TCP connections and never sends a byte (no ServerHello)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.transport.abort()
+        await close_server(server)
+
+
+@pytest.mark.parametrize("which", ["loop", "aiofastnet"])
+async def test_client_gives_up_on_a_server_that_never_answers_tls(
+    client_ssl_context: ssl.SSLContext, which: str
+) -> None:
+    async with silent_tcp_server() as port:
+        connect = asyncio.ensure_future(
+            picows.ws_connect(
+                picows.WSListener,
+                f"wss://127.0.0.1:{port}/",
+                ssl_context=client_ssl_context,
+                websocket_handshake_timeout=BOUND,
+                **transports(which),
+            )
+        )
+        done, _ = await asyncio.wait({connect}, timeout=2 * BOUND + 2.0)
+        if not done:
+            connect.cancel()
+            await asyncio.gather(connect, return_exceptions=True)
+            raise AssertionError("ws_connect still waits for the TLS handshake")
+        # The same error as when the upgrade itself times out (upstream's contract).
+        with pytest.raises(asyncio.TimeoutError, match="websocket handshake timeout"):
+            connect.result()
 
 
 # ---------------------------------------------------------------------------

@@ -86,6 +86,10 @@ async def ws_connect(
 
     ``kwargs`` are passed to ``loop.create_connection``.  See the API reference for
     every parameter; the defaults are upstream picows' defaults.
+
+    For ``wss://``, ``websocket_handshake_timeout`` also bounds the TLS handshake
+    (as ``ssl_handshake_timeout``, unless given in ``kwargs``), and then the upgrade:
+    once connected, ``ws_connect`` takes at most twice that long per hop.
     """
     for name in _RESERVED_CONNECT_KWARGS:
         if name in kwargs:
@@ -98,6 +102,7 @@ async def ws_connect(
         socket_factory=socket_factory,
         use_aiofastnet=use_aiofastnet,
         kwargs=kwargs,
+        tls_handshake_timeout=_tls_bound(websocket_handshake_timeout),
     )
     logger = _resolve_logger(logger_name, "client")
     options = ConnectionOptions(
@@ -134,6 +139,14 @@ async def ws_connect(
                 target.url,
             )
             parsed = target
+
+
+def _tls_bound(websocket_handshake_timeout: Optional[float]) -> Optional[float]:
+    """The ``ssl_handshake_timeout`` picows sets when the user did not: the TLS
+    handshake gets the websocket handshake's bound too (asyncio's default is 60 s)."""
+    if websocket_handshake_timeout is None or websocket_handshake_timeout <= 0:
+        return None
+    return float(websocket_handshake_timeout)
 
 
 def _maybe_handle_redirect(
@@ -234,6 +247,10 @@ async def ws_create_server(
     body is the exception's text, as upstream sends it: a server facing the internet
     should catch its own exceptions in the factory and answer with what it chooses.
     ``kwargs`` are passed to ``loop.create_server``.
+
+    With ``ssl``, ``websocket_handshake_timeout`` also bounds the TLS handshake (as
+    ``ssl_handshake_timeout``, unless given), then the upgrade request: a client
+    that never completes either is disconnected within twice that long.
     """
     load_aiofastnet(use_aiofastnet)  # fails early when True and not installed
     options = ConnectionOptions(
@@ -248,6 +265,10 @@ async def ws_create_server(
         max_frame_size=max_frame_size,
         read_buffer_init_size=read_buffer_init_size,
     )
+
+    timeout = _tls_bound(websocket_handshake_timeout)
+    if kwargs.get("ssl") and timeout is not None:
+        kwargs.setdefault("ssl_handshake_timeout", timeout)
 
     def protocol_factory() -> WSProtocol:
         return WSProtocol(options, server_listener_factory=ws_listener_factory)
