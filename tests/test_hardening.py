@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -161,6 +162,91 @@ async def test_request_with_one_host_is_served() -> None:
         finally:
             writer.transport.abort()
     assert RawHTTPResponse(head).status == 101
+
+
+# ---------------------------------------------------------------------------
+# Item 8: a redirect to another origin drops the credentials.
+
+CREDENTIALS = {
+    "Authorization": "Bearer secret",
+    "Cookie": "session=secret",
+    "Proxy-Authorization": "Basic c2VjcmV0",
+}
+
+
+class Recorder:
+    """Routes ``redirects[path]`` to a 302, anything else to an echo; keeps the headers."""
+
+    def __init__(self, redirects: Optional[dict[str, str]] = None) -> None:
+        self.redirects = redirects or {}
+        self.seen: dict[str, dict[str, str]] = {}
+
+    def __call__(self, request: picows.WSUpgradeRequest) -> Any:
+        path = request.path.decode()
+        self.seen[path] = dict(request.headers)
+        if path in self.redirects:
+            response = picows.WSUpgradeResponse.create_redirect_response(302, self.redirects[path])
+            return picows.WSUpgradeResponseWithListener(response, None)
+        return EchoListener()
+
+
+async def connect_through_redirect(url: str, **kwargs: Any) -> picows.WSTransport:
+    headers = [*CREDENTIALS.items(), ("X-Trace", "kept")]
+    transport, _ = await picows.ws_connect(picows.WSListener, url, extra_headers=headers, **kwargs)
+    transport.disconnect()
+    await asyncio.wait_for(transport.wait_disconnected(), TIMEOUT)
+    return transport
+
+
+def assert_credentials(headers: dict[str, str], present: bool) -> None:
+    for name, value in CREDENTIALS.items():
+        assert (headers.get(name) == value) is present, (name, headers)
+    assert headers["X-Trace"] == "kept"
+
+
+async def test_redirect_to_another_port_drops_credentials() -> None:
+    target = Recorder()
+    async with serve_picows(target) as (_, target_url):
+        origin = Recorder({"/start": f"{target_url}/final"})
+        async with serve_picows(origin) as (_, url):
+            await connect_through_redirect(f"{url}/start")
+    assert_credentials(origin.seen["/start"], present=True)
+    assert_credentials(target.seen["/final"], present=False)
+
+
+async def test_redirect_to_another_host_drops_credentials() -> None:
+    router = Recorder()
+    async with serve_picows(router) as (_, url):
+        port = url.rsplit(":", 1)[1]
+        router.redirects["/start"] = f"ws://localhost:{port}/final"
+        try:
+            await connect_through_redirect(f"{url}/start", family=socket.AF_INET)
+        except OSError as exc:  # pragma: no cover - a machine without "localhost"
+            pytest.skip(f"localhost does not resolve to 127.0.0.1: {exc}")
+    assert router.seen["/final"]["Host"] == f"localhost:{port}"
+    assert_credentials(router.seen["/start"], present=True)
+    assert_credentials(router.seen["/final"], present=False)
+
+
+async def test_redirect_to_another_scheme_drops_credentials(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    target = Recorder()
+    async with serve_picows(target, ssl=server_ssl_context) as (_, target_url):
+        assert target_url.startswith("wss://")
+        origin = Recorder({"/start": f"{target_url}/final"})
+        async with serve_picows(origin) as (_, url):
+            await connect_through_redirect(f"{url}/start", ssl_context=client_ssl_context)
+    assert_credentials(target.seen["/final"], present=False)
+
+
+async def test_redirect_within_the_origin_keeps_credentials() -> None:
+    router = Recorder({"/start": "/next", "/next": "final"})
+    async with serve_picows(router) as (_, url):
+        await connect_through_redirect(f"{url}/start")
+    assert list(router.seen) == ["/start", "/next", "/final"]
+    for headers in router.seen.values():
+        assert_credentials(headers, present=True)
 
 
 # ---------------------------------------------------------------------------
