@@ -20,7 +20,7 @@ Libraries: ``picows-pure`` (PICOWS_NO_EXTENSIONS=1) and ``picows-cffi``
 ``picows-cython``: upstream picows (Cython, from PyPI) installed for ``PY``.  All use
 the event loop named by ``--loop`` and the loop's own transports (no aiofastnet).
 Each figure comes from a fresh server process, warmed up by one handshake; RSS is
-read once it has settled (unchanged for 0.3 s, at most 10 s).  Linux only.
+read once it has settled (unchanged for 1 s, at most 30 s).  Linux only.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ def rss(pid: int) -> int:
 
 
 async def settled_rss(pid: int) -> int:
-    """RSS once it stayed the same for 0.3 s (at most 10 s of polling)."""
-    last, stable, deadline = rss(pid), 0, time.monotonic() + 10
-    while stable < 6 and time.monotonic() < deadline:
+    """RSS once it stayed the same for 1 s (at most 30 s of polling)."""
+    last, stable, deadline = rss(pid), 0, time.monotonic() + 30
+    while stable < 20 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         now = rss(pid)
         stable = stable + 1 if now == last else 0
