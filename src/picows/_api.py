@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 from ._connect import Connector, create_server, load_aiofastnet
 from ._exceptions import WSHandshakeError, WSInvalidStatusError
 from ._handshake import ClientHandshake
-from ._http11 import WSUpgradeRequest, WSUpgradeResponse
+from ._http11 import WSUpgradeRequest, WSUpgradeResponse, header_pairs
 from ._listener import WSListener
 from ._protocol import ConnectionOptions, WSProtocol
 from ._transport import WSTransport
@@ -35,6 +35,10 @@ WSSocketFactory = Callable[[WSParsedURL], Any]
 
 # RFC 9110 15.4: the redirects a client may follow by repeating the request.
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# Credentials meant for one origin: a redirect to another origin does not get them
+# (as browsers and HTTP clients do; RFC 9110 15.4 leaves it to the client).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 # Keywords that picows itself sets on loop.create_connection.
 _RESERVED_CONNECT_KWARGS = ("ssl", "sock", "all_errors")
@@ -86,6 +90,12 @@ async def ws_connect(
 
     ``kwargs`` are passed to ``loop.create_connection``.  See the API reference for
     every parameter; the defaults are upstream picows' defaults.
+
+    For ``wss://``, ``websocket_handshake_timeout`` also bounds the TLS handshake
+    (as ``ssl_handshake_timeout``, unless given in ``kwargs``), and then the upgrade:
+    once connected, ``ws_connect`` takes at most twice that long per hop.  A redirect
+    to another origin (scheme, host or port) drops ``Authorization``, ``Cookie`` and
+    ``Proxy-Authorization`` from ``extra_headers``.
     """
     for name in _RESERVED_CONNECT_KWARGS:
         if name in kwargs:
@@ -98,6 +108,7 @@ async def ws_connect(
         socket_factory=socket_factory,
         use_aiofastnet=use_aiofastnet,
         kwargs=kwargs,
+        tls_handshake_timeout=_tls_bound(websocket_handshake_timeout),
     )
     logger = _resolve_logger(logger_name, "client")
     options = ConnectionOptions(
@@ -113,11 +124,13 @@ async def ws_connect(
         read_buffer_init_size=read_buffer_init_size,
     )
     parsed = parse_url(url)
+    # A list, so that every hop can send it again (an iterator could be read once).
+    headers = None if extra_headers is None else header_pairs(extra_headers)
     redirects = 0
     while True:
         try:
             return await _connect_once(
-                ws_listener_factory, parsed, options, ssl_context, extra_headers, connector
+                ws_listener_factory, parsed, options, ssl_context, headers, connector
             )
         except WSInvalidStatusError as exc:
             if redirects >= max_redirects:
@@ -133,7 +146,22 @@ async def ws_connect(
                 parsed.url,
                 target.url,
             )
+            if headers is not None and not _same_origin(parsed, target):
+                headers = [(n, v) for n, v in headers if n.lower() not in _CREDENTIAL_HEADERS]
             parsed = target
+
+
+def _tls_bound(websocket_handshake_timeout: Optional[float]) -> Optional[float]:
+    """The ``ssl_handshake_timeout`` picows sets when the user did not: the TLS
+    handshake gets the websocket handshake's bound too (asyncio's default is 60 s)."""
+    if websocket_handshake_timeout is None or websocket_handshake_timeout <= 0:
+        return None
+    return float(websocket_handshake_timeout)
+
+
+def _same_origin(a: WSParsedURL, b: WSParsedURL) -> bool:
+    # RFC 6454 4: an origin is the scheme, the host and the port.
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
 
 def _maybe_handle_redirect(
@@ -230,8 +258,14 @@ async def ws_create_server(
     """Start a WebSocket server; ``ws_listener_factory`` routes each request.
 
     The factory returns a ``WSListener`` (101), a ``WSUpgradeResponseWithListener``
-    (a custom response), or None (404); if it raises, the client gets a 500.
+    (a custom response), or None (404); if it raises, the client gets a 500 whose
+    body is the exception's text, as upstream sends it: a server facing the internet
+    should catch its own exceptions in the factory and answer with what it chooses.
     ``kwargs`` are passed to ``loop.create_server``.
+
+    With ``ssl``, ``websocket_handshake_timeout`` also bounds the TLS handshake (as
+    ``ssl_handshake_timeout``, unless given), then the upgrade request: a client
+    that never completes either is disconnected within twice that long.
     """
     load_aiofastnet(use_aiofastnet)  # fails early when True and not installed
     options = ConnectionOptions(
@@ -246,6 +280,10 @@ async def ws_create_server(
         max_frame_size=max_frame_size,
         read_buffer_init_size=read_buffer_init_size,
     )
+
+    timeout = _tls_bound(websocket_handshake_timeout)
+    if kwargs.get("ssl") and timeout is not None:
+        kwargs.setdefault("ssl_handshake_timeout", timeout)
 
     def protocol_factory() -> WSProtocol:
         return WSProtocol(options, server_listener_factory=ws_listener_factory)

@@ -40,6 +40,7 @@ __all__ = [
     "PYTHON",
     "SEND_BUFFER_MIN",
     "WRITELINES_MIN",
+    "WRITELINES_SKIPS_PAUSE",
     "Backend",
     "env_flag",
     "select",
@@ -63,7 +64,13 @@ PYPY = platform.python_implementation() == "PyPy"
 # at ~2 GB/s when a write is partial, and sending from a reused buffer measured
 # 0.4 of the raw ceiling at 1 MiB against 0.8 for a fresh bytes object.
 SEND_BUFFER_MIN = sys.maxsize if PYPY else 65536
-WRITELINES_MIN = sys.maxsize if PYPY else 8192
+#: CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's writelines()
+#: never calls pause_writing (CPython gh-127655), so a peer that stops reading would
+#: make us buffer without limit.  There every frame goes through write().
+WRITELINES_SKIPS_PAUSE = not PYPY and (
+    (3, 12) <= sys.version_info[:3] < (3, 12, 9) or (3, 13) <= sys.version_info[:3] < (3, 13, 2)
+)
+WRITELINES_MIN = sys.maxsize if PYPY or WRITELINES_SKIPS_PAUSE else 8192
 #: A read is decoded with one batch call only if it could hold this many frames like
 #: its first one: for fewer, the fixed price of the call is more than their Python
 #: decodes cost (benchmarks/header_results.md).

@@ -325,6 +325,7 @@ class Connector:
         socket_factory: Optional[SocketFactory],
         use_aiofastnet: Optional[bool],
         kwargs: dict[str, Any],
+        tls_handshake_timeout: Optional[float] = None,
     ) -> None:
         self.proxy = None if proxy is None else parse_url(proxy, check_scheme=False)
         if self.proxy is not None and self.proxy.scheme not in _PROXY_SCHEMES:
@@ -342,6 +343,15 @@ class Connector:
         self._socket_factory = socket_factory
         self._fastnet = load_aiofastnet(use_aiofastnet)
         self._kwargs = kwargs
+        self._tls_handshake_timeout = tls_handshake_timeout
+
+    def _kwargs_for(self, url: WSParsedURL) -> dict[str, Any]:
+        """The user's kwargs for the connection to ``url``, with ``ssl_handshake_timeout``
+        set to ``tls_handshake_timeout`` for wss:// unless the user set it."""
+        timeout = self._tls_handshake_timeout
+        if url.is_secure and timeout is not None and "ssl_handshake_timeout" not in self._kwargs:
+            return {**self._kwargs, "ssl_handshake_timeout": timeout}
+        return self._kwargs
 
     async def open(
         self,
@@ -354,14 +364,41 @@ class Connector:
         logger: Logger,
     ) -> Connection:
         """Connects to ``url`` (``ssl``: None, True or a context for wss); returns what
-        ``create_connection`` returns."""
+        ``create_connection`` returns.
+
+        A TLS handshake cut off by the bound picows derived (``tls_handshake_timeout``)
+        fails with ``asyncio.TimeoutError``, as the upgrade's own timeout does.
+        """
+        started = loop.time()
+        try:
+            return await self._open(loop, protocol_factory, url, ssl, timeout, logger)
+        except ConnectionAbortedError as exc:
+            # asyncio, uvloop and aiofastnet abort a TLS handshake that is over
+            # ssl_handshake_timeout with ConnectionAbortedError.
+            # (The timer may fire a clock tick early: hence the 0.9.)
+            bound = self._kwargs_for(url).get("ssl_handshake_timeout")
+            if "ssl_handshake_timeout" in self._kwargs or bound is None:
+                raise
+            if loop.time() - started < 0.9 * bound:
+                raise
+            raise asyncio.TimeoutError("websocket handshake timeout") from exc
+
+    async def _open(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        protocol_factory: ProtocolFactory,
+        url: WSParsedURL,
+        ssl: Any,
+        timeout: Optional[float],
+        logger: Logger,
+    ) -> Connection:
         net = _Net(loop, self._fastnet)
         proxy = self.proxy
         if proxy is None:
             sock = await self._socket_from_factory(url)
             if sock is None:
                 return await net.create_connection(
-                    protocol_factory, url.host, url.port, ssl=ssl, **self._kwargs
+                    protocol_factory, url.host, url.port, ssl=ssl, **self._kwargs_for(url)
                 )
             try:
                 if not _is_connected(sock):
@@ -401,7 +438,7 @@ class Connector:
         ssl: Any,
     ) -> Connection:
         """``create_connection`` over a socket connected (or tunnelled) to ``url``."""
-        kwargs = {k: v for k, v in self._kwargs.items() if k not in _TCP_ONLY_KWARGS}
+        kwargs = {k: v for k, v in self._kwargs_for(url).items() if k not in _TCP_ONLY_KWARGS}
         if ssl:
             # There is no host to take it from: the certificate must match the server.
             kwargs.setdefault("server_hostname", url.host)
@@ -435,7 +472,7 @@ class Connector:
         timeout: Optional[float],
     ) -> Connection:
         assert self.proxy is not None
-        tls_kwargs = {k: v for k, v in self._kwargs.items() if _is_tls_kwarg(k)}
+        tls_kwargs = {k: v for k, v in self._kwargs_for(url).items() if _is_tls_kwarg(k)}
         if url.is_secure:
             if self.proxy.is_secure:
                 _check_tls_in_tls(net.loop, self._fastnet)

@@ -299,6 +299,22 @@ def parse_request(head: bytes, rest: bytes = b"") -> WSUpgradeRequest:
     return WSUpgradeRequest(method, target, version, headers)
 
 
+def _check_host(headers: CIMultiDict[str], *context: Any) -> None:
+    """Exactly one Host header, as every HTTP/1.1 request must carry.
+
+    Checked by the server on what it receives, not by :func:`parse_request` (upstream's
+    ``_parse_http_request`` accepts requests without one).
+    """
+    # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+    # HTTP/1.1 request message that lacks a Host header field and to any request message
+    # that contains more than one Host header field line" (RFC 7230 5.4 before it).
+    count = len(headers.getall("Host", []))
+    if count == 0:
+        raise WSInvalidMessageError("No Host header in HTTP request", *context)
+    if count > 1:
+        raise WSInvalidMessageError("Multiple Host headers are not supported", *context)
+
+
 def parse_response_head(head: bytes, rest: bytes = b"") -> tuple[WSUpgradeResponse, bytes]:
     """The response in ``head`` (its header block without the final empty line), and
     its reason phrase.  Checks the status line and the fields (RFC 9112 4 and 5) only.
@@ -615,7 +631,9 @@ class ServerHandshake:
                 return None
             head, rest = parts
             self._raw_header = head
-            self.request = parse_request(head, rest)
+            request = parse_request(head, rest)
+            _check_host(request.headers, head, rest)
+            self.request = request
         except WSHandshakeError as exc:
             self._error = exc
             self._reader.clear()

@@ -111,19 +111,43 @@ class ConnectionOptions:
         self.close_timeout = CLOSE_TIMEOUT
 
 
+class _ConnectionLogger(logging.Logger):
+    """A per-connection child logger whose level checks always ask its parents.
+
+    ``Logger.isEnabledFor`` caches its answers, and only registered loggers have
+    their cache cleared by ``setLevel``: this one is not registered, so it skips
+    the cache and follows runtime level changes of ``picows`` and its parents.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        if self.disabled or self.manager.disable >= level:
+            return False
+        return level >= self.getEffectiveLevel()
+
+
 def _connection_logger(parent: Logger, transport: asyncio.BaseTransport) -> Logger:
     """A child logger ``<parent>.<fd>`` that is not registered with ``logging``.
 
     ``logging.getLogger`` would keep one logger per file descriptor forever; a
-    hand-made child is freed with its connection.
+    hand-made child is freed with its connection.  Its level is NOTSET: the
+    parent's level, as it is at each call, decides.
     """
     if isinstance(parent, logging.LoggerAdapter):
         return parent
     sock = transport.get_extra_info("socket")
     fd = sock.fileno() if sock is not None else -1
-    child = logging.Logger(f"{parent.name}.{fd}")
+    child = _ConnectionLogger(f"{parent.name}.{fd}")
     child.parent = parent
     return child
+
+
+def _error_body(exc: BaseException) -> bytes:
+    """``str(exc)`` as UTF-8, the body of a 400 or 500 (as upstream sends it).
+
+    Header values are decoded with surrogateescape, so a message that quotes one
+    may hold lone surrogates, which UTF-8 cannot encode: they are escaped.
+    """
+    return str(exc).encode("utf-8", "backslashreplace")
 
 
 def _set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -310,7 +334,7 @@ class WSProtocol(asyncio.BufferedProtocol):
                     self.handshake_done.set_exception(exc)
                 underlying.close()
             else:
-                self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
+                self._reject(WSUpgradeResponse.create_error_response(400, _error_body(exc)))
             return
         if event is None:
             return
@@ -376,7 +400,7 @@ class WSProtocol(asyncio.BufferedProtocol):
                 )
         except Exception as exc:
             self._logger.exception("ws_listener_factory raised an exception")
-            self._reject(WSUpgradeResponse.create_error_response(500, str(exc).encode()))
+            self._reject(WSUpgradeResponse.create_error_response(500, _error_body(exc)))
             return
         if response.status != 101:
             self._reject(response)
@@ -387,7 +411,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._reject(upgrade_required_response())
             return
         except WSHandshakeError as exc:
-            self._reject(WSUpgradeResponse.create_error_response(400, str(exc).encode()))
+            self._reject(WSUpgradeResponse.create_error_response(400, _error_body(exc)))
             return
         assert self._underlying is not None and listener is not None
         self._underlying.write(answer)

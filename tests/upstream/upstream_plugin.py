@@ -67,6 +67,25 @@ def pytest_configure(config: pytest.Config) -> None:
     if _missing("uvloop"):
         sys.modules["uvloop"] = types.ModuleType("uvloop")
         _MISSING_LOOP_STUBS.append("uvloop")
+    if sys.implementation.name == "pypy":
+        _accept_path_certificates()
+
+
+def _accept_path_certificates() -> None:
+    """PyPy 3.9's ssl.SSLContext.load_cert_chain takes str paths only; upstream's
+    fixtures pass pathlib.Path, which CPython accepts (any path-like)."""
+    import os
+    import ssl
+
+    load = ssl.SSLContext.load_cert_chain
+
+    def load_cert_chain(
+        self: ssl.SSLContext, certfile: Any, keyfile: Any = None, password: Any = None
+    ) -> None:
+        key = None if keyfile is None else os.fspath(keyfile)
+        load(self, os.fspath(certfile), key, password)
+
+    ssl.SSLContext.load_cert_chain = load_cert_chain  # type: ignore[method-assign]
 
 
 _ORIGIN = pytest.StashKey[str]()
