@@ -59,10 +59,13 @@ LIBS: dict[str, tuple[str, dict[str, str]]] = {
     # Upstream picows (Cython), run by --cython-python: the same peer code, since the
     # API is the same.
     "picows-cython": ("picows", {}),
+    # This package at another commit (a before/after comparison in one run), installed
+    # with its accelerator under --baseline-python.
+    "picows-baseline": ("picows", {"PICOWS_REQUIRE_EXTENSIONS": "1"}),
 }
 #: What must import for a library or loop to run.
 #: Libraries that run under an interpreter of their own (lib -> argparse attribute).
-OWN_PYTHON = {"picows-cython": "cython_python"}
+OWN_PYTHON = {"picows-cython": "cython_python", "picows-baseline": "baseline_python"}
 IMPORT_CHECK = {
     "picows": "import picows",
     "websockets": "import websockets.asyncio.server",
@@ -585,6 +588,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         "--cython-python",
         help="an interpreter whose picows is upstream's Cython build: adds picows-cython",
     )
+    parser.add_argument(
+        "--baseline-python",
+        help="an interpreter with this package at another commit: adds picows-baseline",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every run and the summary here")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--memory", action="store_true", help="measure memory per connection")
@@ -606,6 +613,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     requested = csv(args.libs)
     if args.cython_python is not None and "picows-cython" not in requested:
         requested.append("picows-cython")
+    if args.baseline_python is not None and "picows-baseline" not in requested:
+        requested.append("picows-baseline")
     libs, loops, notes = available(args, requested, csv(args.loops))
     if not args.memory and CEILING not in libs:
         notes.append("no ratios: the raw ceiling is not among --libs")

@@ -8,6 +8,12 @@
         prints one JSON line with the messages per second of the last DURATION.
         MODE ``rr``: one message in flight (send, wait for the echo, repeat);
         MODE ``stream``: INFLIGHT messages in flight (every echo sends one more).
+    python echo_peers.py count-server LIB LOOP
+        Like ``server``, but exits (cleanly, so callgrind writes its counts) when its
+        standard input reaches EOF.
+    python echo_peers.py count-client LIB LOOP PORT SIZE N
+        Makes exactly N request/response round trips, then exits (see
+        ``echo_instructions.py``).
     python echo_peers.py memclient LIB LOOP PORT CONNECTIONS SIZE
         Opens CONNECTIONS connections and prints ``idle``; on the stdin line ``load``
         runs one request/response loop per connection and prints ``loaded`` once
@@ -83,63 +89,94 @@ class Meter:
             )
 
 
+class CountMeter:
+    """A Meter for a fixed number of round trips: ``running`` until ``n`` echoes came."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, n: int) -> None:
+        self.count = 0
+        self._n = n
+        self.finished: asyncio.Future[dict[str, float]] = loop.create_future()
+
+    @property
+    def running(self) -> bool:
+        if self.count < self._n:
+            return True
+        if not self.finished.done():
+            self.finished.set_result({"messages": float(self.count)})
+        return False
+
+
 # --- raw: length-prefixed echo on asyncio.BufferedProtocol ------------------------
 
 
 class RawProtocol(asyncio.BufferedProtocol):
-    """Reads length-prefixed messages into one growable buffer; ``on_message`` gets
-    (buffer, start, end) of each complete message, prefix included."""
+    """The honest ceiling: the fastest length-prefixed echo asyncio allows.
+
+    One preallocated buffer that the loop reads into (``recv_into``), a cached view
+    handed out while the buffer is empty (the request/response case), one ``write``
+    per message of a view of the received bytes (asyncio sends it at once, or copies
+    what the socket did not take).  ``on_message`` gets (buffer, view, start, end) of
+    each complete message, prefix included.  No WebSocket at all: every library pays
+    at least this much, so ratios to it are fair.
+    """
 
     def __init__(self) -> None:
         self.transport: Optional[asyncio.Transport] = None
-        self._buffer = bytearray(256 * 1024)
+        self.write: Callable[[Any], None] = lambda data: None
+        self._buffer = bytearray(2 * 1024 * 1024 + 8)
+        self._view = memoryview(self._buffer)
         self._start = 0
         self._end = 0
         self.connected: Optional[asyncio.Future[None]] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.write = _direct_writer(transport)
         if self.connected is not None and not self.connected.done():
             self.connected.set_result(None)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        buffer, start, end = self._buffer, self._start, self._end
-        if start == end:
-            self._start = self._end = start = end = 0
+        end = self._end
+        if end == 0:
+            return self._view  # empty: the whole buffer, no new object
+        buffer = self._buffer
         if len(buffer) - end < 65536:
-            # Keep at least 64 KiB free, and room for the whole pending message.
+            # Move the pending bytes to the front, growing for a message larger
+            # than the buffer (stream mode with many messages in flight).
+            start = self._start
             pending = end - start
             needed = pending + 65536
             if pending >= 4:
                 needed = max(needed, 4 + _U32(buffer, start)[0])
             if needed > len(buffer):
                 self._buffer = bytearray(max(needed, 2 * len(buffer)))
+                self._view = memoryview(self._buffer)
             self._buffer[:pending] = buffer[start:end]
-            buffer = self._buffer
             self._start, self._end = 0, pending
             end = pending
-        return memoryview(buffer)[end:]
+        return self._view[end:]
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._end = end = self._end + nbytes
+        end = self._end + nbytes
         buffer, start = self._buffer, self._start
-        on_message = self.on_message
         while end - start >= 4:
             stop = start + 4 + _U32(buffer, start)[0]
             if stop > end:
                 break
-            on_message(buffer, start, stop)
+            self.on_message(self._view, start, stop)
             start = stop
-        self._start = start
+        if start == end:
+            self._start = self._end = 0
+        else:
+            self._start, self._end = start, end
 
-    def on_message(self, buffer: bytearray, start: int, end: int) -> None:
+    def on_message(self, view: memoryview, start: int, end: int) -> None:
         raise NotImplementedError
 
 
 class RawEchoServer(RawProtocol):
-    def on_message(self, buffer: bytearray, start: int, end: int) -> None:
-        # One copy, like a WebSocket server that writes header + payload.
-        self.transport.write(buffer[start:end])  # type: ignore[union-attr]
+    def on_message(self, view: memoryview, start: int, end: int) -> None:
+        self.write(view[start:end])
 
 
 class RawClient(RawProtocol):
@@ -149,7 +186,7 @@ class RawClient(RawProtocol):
         self.meter = meter
         self.rr_waiter: Optional[asyncio.Future[None]] = None
 
-    def on_message(self, buffer: bytearray, start: int, end: int) -> None:
+    def on_message(self, view: memoryview, start: int, end: int) -> None:
         meter = self.meter
         if meter is None:  # memory mode: wake the coroutine
             waiter = self.rr_waiter
@@ -158,7 +195,31 @@ class RawClient(RawProtocol):
             return
         meter.count += 1
         if meter.running:
-            self.transport.write(self.message)  # type: ignore[union-attr]
+            self.write(self.message)
+
+
+def _direct_writer(transport: Any) -> Callable[[Any], None]:
+    """``transport.write``, or, on asyncio's own plain socket transports, a write that
+    sends straight to the socket when nothing is queued (what picows and upstream
+    picows do): the fastest one message costs on this loop."""
+    if type(transport).__module__ != "asyncio.selector_events":
+        return transport.write  # type: ignore[no-any-return]
+    fd = transport.get_extra_info("socket").fileno()
+    queued = transport.get_write_buffer_size
+    write = transport.write
+
+    def direct(data: Any) -> None:
+        if not queued():
+            try:
+                sent = os.write(fd, data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        write(data)
+
+    return direct
 
 
 async def raw_server() -> int:
@@ -181,7 +242,7 @@ async def raw_client(port: int, message: bytes, meter: Meter, inflight: int) -> 
     client = await raw_connect(port, RawClient(message, meter))
     assert client.transport is not None
     for _ in range(inflight):
-        client.transport.write(client.message)
+        client.write(client.message)
     await meter.finished
     client.transport.close()
 
@@ -473,6 +534,30 @@ async def _client(
     return meter.finished.result()
 
 
+async def _serve_until_stdin_closes(lib: str) -> None:
+    port = await SERVERS[lib]()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def stdin_readable() -> None:
+        if not os.read(sys.stdin.fileno(), 4096):
+            loop.remove_reader(sys.stdin.fileno())
+            stop.set()
+
+    loop.add_reader(sys.stdin.fileno(), stdin_readable)
+    _emit({"port": port, "pid": os.getpid()})
+    await stop.wait()
+
+
+async def _count_client(lib: str, port: int, size: int, n: int) -> None:
+    meter = CountMeter(asyncio.get_running_loop(), n)
+    task = asyncio.ensure_future(CLIENTS[lib](port, _payload(size), meter, 1))  # type: ignore[arg-type]
+    await asyncio.wait([task, meter.finished], return_when=asyncio.FIRST_COMPLETED)
+    if not meter.finished.done():
+        task.result()
+        raise RuntimeError("client returned before its round trips were done")
+
+
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 65536 if hard == resource.RLIM_INFINITY else hard
@@ -505,6 +590,11 @@ def main(argv: list[str]) -> None:
         coro = _client(lib, port, size, mode, warmup, duration, inflight)
         _emit(_profiled(role, lambda: _run(loop_name, coro)))
         os._exit(0)  # do not wait for library teardown (aiohttp sessions, ...)
+    elif role == "count-server":
+        _run(loop_name, _serve_until_stdin_closes(lib))
+    elif role == "count-client":
+        _run(loop_name, _count_client(lib, int(argv[3]), int(argv[4]), int(argv[5])))
+        os._exit(0)
     elif role == "memclient":
         _run(loop_name, memory_client(lib, int(argv[3]), int(argv[4]), int(argv[5])))
     else:

@@ -30,6 +30,7 @@ CDEF = """
 void picows_mask(const uint8_t *src, uint8_t *dst, size_t n,
                  const uint8_t key[4], unsigned key_offset);
 void picows_unmask(uint8_t *buf, size_t start, size_t end);
+int picows_unmask_in(uint8_t *buf, size_t size, size_t start, size_t end);
 const char *picows_build_info(void);
 
 #define PICOWS_HDR_OK ...

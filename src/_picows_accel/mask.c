@@ -95,6 +95,16 @@ void picows_unmask(uint8_t *buf, size_t start, size_t end)
     picows_mask(buf + start, buf + start, end - start, key, 0);
 }
 
+int picows_unmask_in(uint8_t *buf, size_t size, size_t start, size_t end)
+{
+    /* The range check lives here so that Python can call this through
+     * functools.partial, with no Python frame: 0 done, -1 outside the buffer. */
+    if (start < 4 || start > end || end > size)
+        return -1;
+    picows_unmask(buf, start, end);
+    return 0;
+}
+
 /* ---- build description, for _picows_accel.BACKEND_INFO ---- */
 
 #define PICOWS_STR2(x) #x

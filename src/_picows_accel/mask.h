@@ -15,6 +15,7 @@ void picows_mask(const uint8_t *src, uint8_t *dst, size_t n,
    at buf[start - 4 : start] (RFC 6455 5.2: the masking key directly precedes the
    payload).  The caller guarantees 4 <= start <= end <= the buffer's size. */
 void picows_unmask(uint8_t *buf, size_t start, size_t end);
+int picows_unmask_in(uint8_t *buf, size_t size, size_t start, size_t end);
 
 /* Static, human-readable description of the compiler and flags used. */
 const char *picows_build_info(void);

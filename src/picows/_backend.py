@@ -92,8 +92,9 @@ class Backend:
     apply_mask: Callable[..., bytes]
     #: (buffer, start, end, key) -> None: masks in place.
     apply_mask_inplace: Callable[..., None]
-    #: buffer -> unmask(start, end), reading the key in the 4 bytes before start.
-    bind_unmask: Callable[[bytearray], Callable[[int, int], None]]
+    #: buffer -> unmask(start, end) -> 0 (or -1 out of range), reading the key in the
+    #: 4 bytes before start.
+    bind_unmask: Callable[[bytearray], Callable[[int, int], int]]
     #: (first_byte, payload, mask_key=None) -> the whole frame as bytes.
     build_frame: Callable[..., bytes]
     #: One header per call (picows._header.decode_header's signature).

@@ -125,6 +125,7 @@ class Connection:
         "_rules",
         "_send_buffer",
         "backend",
+        "checks_messages",
         "close_handshake",
         "close_sent",
         "failure",
@@ -133,6 +134,7 @@ class Connection:
         "is_client",
         "mask_keys",
         "pending",
+        "reader",
         "state",
     )
 
@@ -172,12 +174,16 @@ class Connection:
             allow_rsv=not check_messages,
             backend=backend,
         )
+        #: The frame parser (the zero-copy receive path, and its ``grown`` flag).
+        self.reader = self._reader
         self._next = self._reader.next_frame
         #: Zero-copy receiving once OPEN: the reader's own ``get_buffer(sizehint)`` and
         #: ``buffer_updated(nbytes)``, bound, so the hot path makes no extra call.
         self.get_frames_buffer = self._reader.get_buffer
         self.frames_received = self._reader.buffer_updated
         self._rules = MessageRules() if check_messages else None
+        #: Whether :meth:`check_data_frame` must see every data frame.
+        self.checks_messages = check_messages
         #: 5.3: only the client masks, with a fresh unpredictable key per frame.
         self.mask_keys = MaskKeySource() if self.is_client else None
         self._build = backend.build_frame
@@ -266,37 +272,53 @@ class Connection:
         Raises :class:`~picows.WSProtocolError` when the bytes break the protocol,
         after failing the connection (:meth:`fail`); frames before the violation
         were returned by earlier calls.
+
+        (``WSProtocol._process_frames`` runs this loop inline, calling the reader
+        and :meth:`control_frame` / :meth:`check_data_frame` itself; the tests check
+        that both deliver the same frames.)
         """
         try:
             while True:
                 frame = self._next()
                 if frame is None:
                     return None
-                msg_type = frame.msg_type
-                if msg_type is _PING:
-                    if self._auto_pong:
-                        # 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
-                        # Pong frame in response" with "identical Application data".
-                        if not self.close_sent:
-                            self.pending.append(
-                                self._frame(_PONG_FIRST, frame.get_payload_as_memoryview())
-                            )
-                        continue
-                elif msg_type is _CLOSE:
-                    self._close_received(frame)
-                elif self._rules is not None and msg_type is not _PONG:
-                    self._rules.feed(
-                        msg_type,
-                        frame.fin,
-                        frame.rsv1,
-                        frame.rsv2,
-                        frame.rsv3,
-                        frame.get_payload_as_memoryview(),
-                    )
+                if frame.msg_type >= 8:
+                    if not self.control_frame(frame):
+                        continue  # answered here: the application does not see it
+                elif self._rules is not None:
+                    self.check_data_frame(frame)
                 return frame
         except WSProtocolError as exc:
             self.fail(exc)
             raise
+
+    def control_frame(self, frame: WSFrame) -> bool:
+        """Apply the rules for a received PING, PONG or CLOSE; False when the frame
+        was answered here and is not for the application (auto-pong)."""
+        msg_type = frame.msg_type
+        if msg_type is _PING:
+            if self._auto_pong:
+                # 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+                # frame in response" with "identical Application data".
+                if not self.close_sent:
+                    self.pending.append(self._frame(_PONG_FIRST, frame.get_payload_as_memoryview()))
+                return False
+        elif msg_type is _CLOSE:
+            self._close_received(frame)
+        return True
+
+    def check_data_frame(self, frame: WSFrame) -> None:
+        """The opt-in message rules (5.2, 5.4, 8.1) for a received data frame."""
+        rules = self._rules
+        if rules is not None:
+            rules.feed(
+                frame.msg_type,
+                frame.fin,
+                frame.rsv1,
+                frame.rsv2,
+                frame.rsv3,
+                frame.get_payload_as_memoryview(),
+            )
 
     def _close_received(self, frame: WSFrame) -> None:
         # 5.5.1: the body is empty, or a code (7.4) and a UTF-8 reason.

@@ -40,6 +40,7 @@ from ._header import (
     MASK_BIT,
     MAX_HEADER_SIZE,
     OPCODE_BITS,
+    RSV_BITS,
     encode_header,
     first_byte,
 )
@@ -90,24 +91,19 @@ class WSFrame:
     """
 
     __slots__ = (
+        "_first",
         "_reader",
         "_start",
         "_view",
         "fin",
         "msg_type",
         "payload_size",
-        "rsv1",
-        "rsv2",
-        "rsv3",
         "tail_size",
     )
 
     msg_type: WSMsgType
     #: 1 if this is the last frame of a message (0/1 ints, as upstream).
     fin: int
-    rsv1: int
-    rsv2: int
-    rsv3: int
     payload_size: int
     #: How many bytes are buffered after this frame, complete frames or not.
     tail_size: int
@@ -125,13 +121,24 @@ class WSFrame:
         self._reader = reader
         self._view = view  # of the whole receive buffer
         self._start = start
+        self._first = first_byte
         self.msg_type = msg_type
         self.fin = first_byte >> 7
-        self.rsv1 = (first_byte >> 6) & 1
-        self.rsv2 = (first_byte >> 5) & 1
-        self.rsv3 = (first_byte >> 4) & 1
         self.payload_size = payload_size
         self.tail_size = tail_size
+
+    # The RSV bits (0/1 ints, as upstream), from byte 0 when asked: rarely read.
+    @property
+    def rsv1(self) -> int:
+        return (self._first >> 6) & 1
+
+    @property
+    def rsv2(self) -> int:
+        return (self._first >> 5) & 1
+
+    @property
+    def rsv3(self) -> int:
+        return (self._first >> 4) & 1
 
     @property
     def last_in_buffer(self) -> int:
@@ -231,13 +238,17 @@ class FrameReader:
         "_close_received",
         "_decode_header",
         "_decode_headers",
-        "_end",
         "_expect_masked",
+        "_fast_first",
+        "_frame",
+        "_mask_bit",
         "_max_frame_size",
         "_needed",
         "_start",
         "_unmask",
         "_view",
+        "end",
+        "grown",
         "initial_size",
     )
 
@@ -257,13 +268,24 @@ class FrameReader:
         # 5.2 RSV1-3: "MUST be 0 unless an extension is negotiated".
         self._allow_rsv = allow_rsv
         backend = backend or _backend.ACTIVE
+        # The inline fast path of next_frame (see there): small data frames whose
+        # header needs no other check than these three.
+        self._mask_bit = MASK_BIT if self._expect_masked else 0
+        self._fast_first = OPCODE_BITS if allow_rsv else OPCODE_BITS | RSV_BITS
         self._decode_header = backend.decode_header
         self._decode_headers = backend.decode_headers
         self._bind_unmask = backend.bind_unmask
         self.initial_size = max(read_buffer_init_size, 2048)
+        #: Whether the buffer grew past its initial size (the owner may call shrink()).
+        self.grown = False
         self._set_buffer(bytearray(self.initial_size))
+        # The one WSFrame this reader hands out, refilled for every frame: a frame is
+        # only valid until the next call (and during on_ws_frame), as upstream says.
+        self._frame = WSFrame(self, self._view, _MSG_TYPES[0], 0, 0, 0, 0)
         self._start = 0  # first byte not yet parsed
-        self._end = 0  # end of the received bytes
+        #: Where the received bytes end: ``buffer_updated`` (or the glue, inline) adds
+        #: the size of each read to it.
+        self.end = 0
         self._needed = 0  # total size of the incomplete frame at _start, if known
         self._close_received = False
         # Batch cache: _batch[_batch_next : _batch_stop] are the headers, three
@@ -275,7 +297,7 @@ class FrameReader:
     @property
     def buffered(self) -> int:
         """How many received bytes are not yet taken out as frames."""
-        return self._end - self._start
+        return self.end - self._start
 
     @property
     def buffer_capacity(self) -> int:
@@ -286,15 +308,18 @@ class FrameReader:
         # They pin the bytearray's size, so a bigger buffer is a new bytearray.
         self._buffer = buffer
         self._view = memoryview(buffer)  # the event loop reads into it, frames slice it
-        self._unmask: Callable[[int, int], None] = self._bind_unmask(buffer)
+        self._unmask: Callable[[int, int], int] = self._bind_unmask(buffer)
+        frame = getattr(self, "_frame", None)
+        if frame is not None:
+            frame._view = self._view
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Free space at the end of the buffer, for the next read to fill."""
-        start, end = self._start, self._end
+        start, end = self._start, self.end
         if start == end:
             # Everything was consumed: start over at the front (the common case).
             # A slice, never _view itself: the caller may release() what it gets.
-            self._start = self._end = 0
+            self._start = self.end = 0
             return self._view[0:]
         buffer = self._buffer
         capacity = len(buffer)
@@ -313,7 +338,8 @@ class FrameReader:
                 new_buffer = bytearray(max(new_capacity, pending + 257))
                 new_buffer[:pending] = buffer[start:end]
                 self._set_buffer(new_buffer)
-            self._start, self._end = 0, pending
+                self.grown = True
+            self._start, self.end = 0, pending
             end = pending
         return self._view[end:]
 
@@ -323,15 +349,16 @@ class FrameReader:
         Called when the connection has been idle for a while, so that connections
         that once received a big frame do not keep its buffer.  True if it shrank.
         """
-        if self._start != self._end or len(self._buffer) <= self.initial_size:
+        if self._start != self.end or len(self._buffer) <= self.initial_size:
             return False
-        self._start = self._end = 0
+        self._start = self.end = 0
         self._set_buffer(bytearray(self.initial_size))
+        self.grown = False
         return True
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were written into the memoryview from :meth:`get_buffer`."""
-        self._end += nbytes
+        self.end += nbytes
 
     def feed_data(self, data: ReadableBuffer) -> None:
         """Copy ``data`` into the buffer (for bytes that arrived some other way)."""
@@ -347,7 +374,7 @@ class FrameReader:
     def has_complete_frame_at(self, pos: int) -> bool:
         """Whether a whole frame is buffered at ``pos`` (lengths only, no checks)."""
         buffer = self._buffer
-        available = self._end - pos
+        available = self.end - pos
         if available < 2:
             return False
         second = buffer[pos + 1]
@@ -375,11 +402,11 @@ class FrameReader:
         :meth:`discard_rest`, every byte is dropped unread.
         """
         if self._close_received:
-            self._start = self._end
+            self._start = self.end
             return None
         buffer = self._buffer
         start = self._start
-        end = self._end
+        end = self.end
         i = self._batch_next
         if i < self._batch_stop:
             # Decoded by the last batch call: a complete frame starts at _start.
@@ -412,12 +439,36 @@ class FrameReader:
             self._batch_next = 3
             self._batch_stop = stop
         else:
-            header = self._decode_header(
-                buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
-            )
-            if header is None:
-                return None
-            first, header_size, length = header
+            # The common case first, decoded inline instead of by decode_header: a
+            # CONTINUATION, TEXT or BINARY frame (RSV bits only where allowed), masked
+            # as 5.1 demands, with a 7-bit or a minimal 16-bit length within
+            # max_frame_size.  Anything else goes to decode_header, the reference,
+            # which reports every violation; test_header checks both agree.
+            first = buffer[start]
+            second = buffer[start + 1]
+            length = second & LENGTH_BITS
+            header_size = 2
+            if length >= LENGTH_16:
+                if length == LENGTH_16 and end - start >= 4:
+                    length = (buffer[start + 2] << 8) | buffer[start + 3]
+                    header_size = 4 if length >= LENGTH_16 else 0
+                else:
+                    header_size = 0
+            if (
+                header_size
+                and first & self._fast_first <= 2
+                and second & MASK_BIT == self._mask_bit
+                and length <= self._max_frame_size
+            ):
+                if self._mask_bit:
+                    header_size += 4
+            else:
+                header = self._decode_header(
+                    buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
+                )
+                if header is None:
+                    return None
+                first, header_size, length = header
             if start + header_size + length > end:
                 self._needed = header_size + length
                 return None
@@ -425,24 +476,23 @@ class FrameReader:
         self._needed = 0
         payload_start = start + header_size
         frame_end = payload_start + length
-        if self._expect_masked and length:
-            # 5.3: unmask in place, so the frame is a plain view of the buffer.
-            self._unmask(payload_start, frame_end)
+        if self._expect_masked and length and self._unmask(payload_start, frame_end):
+            # 5.3: unmasked in place, so the frame is a plain view of the buffer.
+            raise ValueError(f"frame [{payload_start}:{frame_end}] outside the buffer")
         self._start = frame_end
-        return WSFrame(
-            self,
-            self._view,
-            _MSG_TYPES[first & OPCODE_BITS],
-            first,
-            payload_start,
-            length,
-            end - frame_end,
-        )
+        frame = self._frame  # its _view is set with the buffer (_set_buffer)
+        frame._start = payload_start
+        frame._first = first
+        frame.msg_type = _MSG_TYPES[first & OPCODE_BITS]
+        frame.fin = first >> 7
+        frame.payload_size = length
+        frame.tail_size = end - frame_end
+        return frame
 
     def discard_rest(self) -> None:
         """Drop every byte from now on: what follows a CLOSE is never read (5.5.1)."""
         self._close_received = True
-        self._start = self._end
+        self._start = self.end
         self._batch_next = self._batch_stop = 0
 
 

@@ -150,21 +150,20 @@ def mask_into_loop(dst: bytearray, dst_start: int, data: ReadableBuffer, key: by
     _xor_loop(dst, dst_start, dst_start + size, key)
 
 
-def bind_unmask(buffer: bytearray) -> Callable[[int, int], None]:
+def bind_unmask(buffer: bytearray) -> Callable[[int, int], int]:
     """``unmask(start, end)`` for ``buffer``: XOR ``buffer[start:end]`` in place with
     the masking key in the 4 bytes before ``start``, where a received frame has it
-    (5.2: the key directly precedes the payload)."""
+    (5.2: the key directly precedes the payload).  Returns 0, or -1 (touching
+    nothing) when that range is not inside the buffer."""
     if type(buffer) is not bytearray:
         raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
     size = len(buffer)
 
-    def unmask(start: int, end: int) -> None:
+    def unmask(start: int, end: int) -> int:
         if not 4 <= start <= end <= size:
-            raise ValueError(
-                f"unmask range [{start}:{end}] needs a key before it inside a buffer "
-                f"of length {size}"
-            )
+            return -1
         apply_mask_inplace(buffer, start, end, bytes(buffer[start - 4 : start]))
+        return 0
 
     return unmask
 

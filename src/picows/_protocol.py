@@ -184,9 +184,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             auto_pong=options.enable_auto_pong,
             backend=_backend.ACTIVE,
         )
-        # Where reads go: the handshake's buffer, then (zero copy) the frames' one.
-        self._get_buffer: Callable[[int], memoryview] = conn.get_buffer
-        self._big_buffer = max(options.read_buffer_init_size, 2048)
+        self._reader = conn.reader
         self._client_listener_factory = client_listener_factory
         self._server_listener_factory = server_listener_factory
         self._logger: Logger = options.logger
@@ -239,24 +237,18 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._underlying.abort()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        view = self._get_buffer(sizehint)
-        if len(view) > self._big_buffer and self._shrink_timer is None:
-            # The receive buffer grew for a big frame: give it back once quiet.
-            self._shrink_timer = self._loop.call_later(_SHRINK_DELAY, self._shrink_when_idle)
-        return view
+        # Once the websocket is open, the frame reader's own get_buffer is bound on
+        # the instance instead (see _start_websocket): one call less per read.
+        return self._conn.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         conn = self._conn
         if conn.state is _CONNECTING:
             self._handshake_received(nbytes)
-            return
-        conn.frames_received(nbytes)
-        if self.transport is None:
-            return  # no websocket here (a refused request): the bytes are dropped
-        if self._track_data_time:
-            # Any received bytes count as activity for PING_WHEN_IDLE.
-            self._last_data_time = self._loop.time()
-        self._process_frames()
+        elif self.transport is not None:
+            self._process_frames(nbytes)
+        else:
+            self._reader.end += nbytes  # no websocket (a refused request): dropped
 
     def eof_received(self) -> Optional[bool]:
         try:
@@ -464,7 +456,6 @@ class WSProtocol(asyncio.BufferedProtocol):
         )
         self.transport = transport
         self.listener = listener
-        self._get_buffer = conn.get_frames_buffer
         self._log_established()
         if options.enable_auto_ping:
             self._track_data_time = options.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE
@@ -478,6 +469,10 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._listener_failed(exc, "on_ws_connected", always_disconnect=True)
         if conn.buffered:  # frames that came with the handshake
             self._process_frames()
+        # The hot path from now on (asyncio looks these up on the instance; uvloop and
+        # TLS keep the class methods, which lead to the same code).
+        self.get_buffer = self._reader.get_buffer  # type: ignore[method-assign]
+        self.buffer_updated = self._process_frames  # type: ignore[method-assign]
 
     def _log_established(self) -> None:
         assert self._underlying is not None
@@ -512,26 +507,45 @@ class WSProtocol(asyncio.BufferedProtocol):
 
     # -- frames -------------------------------------------------------------------
 
-    def _process_frames(self) -> None:
-        """Take every frame the connection has for the listener and dispatch it."""
+    def _process_frames(self, nbytes: int = 0) -> None:
+        """``nbytes`` more arrived: take every frame out and dispatch it.
+
+        Bound as the open websocket's ``buffer_updated``.  The loop is
+        Connection.next_frame's, inline (one call less per frame on the hot path):
+        the reader parses, the connection rules on control frames and, when asked,
+        on data frames; tests/sansio/test_connection.py checks both agree.
+        """
+        reader = self._reader
+        reader.end += nbytes
+        if self._track_data_time:
+            # Any received bytes count as activity for PING_WHEN_IDLE.
+            self._last_data_time = self._loop.time()
         transport = self.transport
         listener = self.listener
         assert transport is not None and listener is not None
         conn = self._conn
-        next_frame = conn.next_frame
+        next_frame = reader.next_frame
         pending = conn.pending
+        checks = conn.checks_messages
         on_ws_frame = listener.on_ws_frame
         while True:
             try:
                 frame = next_frame()
+                if frame is None:
+                    break
+                if frame.msg_type >= 8:
+                    if not conn.control_frame(frame):
+                        self._flush()  # the PONG auto-pong answered with, in order
+                        continue
+                elif checks:
+                    conn.check_data_frame(frame)
             except WSProtocolError as exc:
+                conn.fail(exc)
                 self._logger.info("Protocol error, disconnecting: %s", exc)
                 self._after_failure()
                 return
-            if pending:  # a PONG the connection answered with, in stream order
+            if pending:
                 self._flush()
-            if frame is None:
-                return
             if self._pong_waiter is not None and self._is_awaited_pong(listener, frame):
                 continue
             try:
@@ -541,7 +555,10 @@ class WSProtocol(asyncio.BufferedProtocol):
             if not frame.tail_size:
                 # Nothing else buffered: spare the next_frame() call that says so
                 # (most reads hold exactly one frame).
-                return
+                break
+        if reader.grown and self._shrink_timer is None:
+            # The receive buffer grew for a big frame: give it back once quiet.
+            self._shrink_timer = self._loop.call_later(_SHRINK_DELAY, self._shrink_when_idle)
 
     def _is_awaited_pong(self, listener: WSListener, frame: WSFrame) -> bool:
         try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import struct
 import threading
 from threading import get_ident
 from typing import Any, Optional, Protocol, Union
@@ -24,6 +26,22 @@ from ._http11 import WSUpgradeRequest, WSUpgradeResponse
 from ._types import PICOWS_DEBUG_LL, WSCloseCode, WSMsgType
 
 __all__ = ["WSTransport"]
+
+_os_write = os.write
+# Byte 0, then the 7-bit length (5.2): the header of an unmasked frame under 126 bytes.
+_PACK_7 = struct.Struct("!BB").pack
+
+
+def _direct_fd(transport: Any) -> int:
+    """The descriptor frames may be written to directly: only asyncio's own plain
+    socket transports (not TLS, uvloop, aiofastnet or Windows' proactor)."""
+    if type(transport).__module__ != "asyncio.selector_events":
+        return -1
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    return -1 if sock is None else int(sock.fileno())
+
 
 Message = Union[str, bytes, bytearray, memoryview, None]
 
@@ -43,6 +61,8 @@ class ConnectionHost(Protocol):
 
 def _as_payload(message: Any) -> Union[bytes, bytearray, memoryview]:
     """The bytes to send for ``message`` (5.6: TEXT payloads are UTF-8)."""
+    if type(message) is memoryview and message.c_contiguous and message.format == "B":
+        return message  # what get_payload_as_memoryview() gives: an echo's payload
     if message is None:
         return b""
     if isinstance(message, (bytes, bytearray)):
@@ -71,10 +91,11 @@ class WSTransport:
         "__weakref__",
         "_build",
         "_build_unmasked",
+        "_closing",
         "_conn",
         "_disconnected",
+        "_fd",
         "_host",
-        "_is_closing",
         "_logger",
         "_mask_inplace",
         "_next_key",
@@ -111,8 +132,13 @@ class WSTransport:
         self._host = host
         self.underlying_transport = underlying_transport
         self._write = underlying_transport.write
-        self._is_closing = underlying_transport.is_closing
         self._write_buffer_size = underlying_transport.get_write_buffer_size
+        # Set by disconnect(): asyncio still flushes what it holds, and would append
+        # anything written meanwhile; that must not reach the peer.
+        self._closing = False
+        # The socket's descriptor where frames may be written straight to it (see
+        # _fast_write), else -1.
+        self._fd = _direct_fd(underlying_transport)
         # Whether the asyncio transport may still hold a reference into the
         # connection's send buffer (see Connection.build_in_buffer).
         self._send_buffer_lent = False
@@ -159,34 +185,57 @@ class WSTransport:
             )
 
     def _out(self, data: Optional[bytes], what: str) -> None:
-        # is_closing(): after disconnect() asyncio still flushes what it holds, and
-        # would append anything written meanwhile; that must not reach the peer.
-        if data is None or self._is_closing():
+        if data is None or self._closing:
             self._ignored(what)
         else:
-            self._write(data)
+            self._fast_write(data)
+
+    def _fast_write(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """``transport.write(data)``, skipping asyncio's Python write path when it can.
+
+        On asyncio's own socket transports (no TLS), with nothing queued, the frame
+        goes to the socket at once, as asyncio's write would do, minus its checks
+        (upstream picows does the same); what the socket does not take, and every
+        other case, goes through ``transport.write``.  The descriptor is never used
+        after connection_lost: by then the connection is CLOSED and nothing is sent.
+        """
+        fd = self._fd
+        if fd >= 0 and not self._write_buffer_size():
+            try:
+                sent = _os_write(fd, data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._write(data)  # asyncio reports the error its own way
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._write(data)
 
     def _send_data(self, first: int, payload: Union[bytes, bytearray, memoryview]) -> None:
         """Write the data frame whose byte 0 is ``first``; the connection allowed it.
 
         How depends on the size and the interpreter (``picows._backend``).
         """
-        size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
+        size = len(payload) if type(payload) is not memoryview else payload.nbytes
         next_key = self._next_key
         if size >= SEND_BUFFER_MIN:
             busy = self._send_buffer_lent and self._write_buffer_size() > 0
-            self._write(self._conn.build_in_buffer(first, payload, size, busy))
+            self._fast_write(self._conn.build_in_buffer(first, payload, size, busy))
             self._send_buffer_lent = self._write_buffer_size() > 0
         elif next_key is not None:
             # 5.3: the client masks every frame with a fresh key.
-            self._write(self._build(first, payload, next_key()))
+            self._fast_write(self._build(first, payload, next_key()))
         elif size >= WRITELINES_MIN and type(payload) is bytes:
             # Immutable payload: asyncio may keep a reference instead of a copy.
             self.underlying_transport.writelines((encode_header(first, size), payload))
         elif self._build_unmasked:
-            self._write(self._build(first, payload))
+            self._fast_write(self._build(first, payload))
+        elif size < 126:  # 5.2: the 7-bit length, inline
+            self._fast_write(_PACK_7(first, size) + payload)
         else:
-            self._write(encode_header(first, size) + payload)
+            self._fast_write(encode_header(first, size) + payload)
 
     def send(
         self,
@@ -216,7 +265,7 @@ class WSTransport:
         conn = self._conn
         if first & 0x08:  # a control frame: the connection checks its size
             self._out(conn.send_frame(first, payload), "send")
-        elif conn.close_sent or conn.state is _CLOSED or self._is_closing():
+        elif conn.close_sent or conn.state is _CLOSED or self._closing:
             self._ignored("send")
         else:
             self._send_data(first, payload)
@@ -251,7 +300,7 @@ class WSTransport:
             )
         if msg_offset > len(buffer):
             raise ValueError(f"msg_offset {msg_offset} is beyond the buffer ({len(buffer)})")
-        if not self._conn.can_send or self._is_closing():
+        if not self._conn.can_send or self._closing:
             self._ignored("send_reuse_external_bytearray")
             return
         size = len(buffer) - msg_offset
@@ -261,7 +310,7 @@ class WSTransport:
         buffer[frame_start:msg_offset] = header
         if key is not None:
             self._mask_inplace(buffer, msg_offset, len(buffer), key)
-        self._write(memoryview(buffer)[frame_start:])
+        self._fast_write(memoryview(buffer)[frame_start:])
 
     def send_ping(self, message: Message = None) -> None:
         """Send a PING control frame (5.5.2); at most 125 bytes (ValueError)."""
@@ -288,7 +337,7 @@ class WSTransport:
         (``picows._protocol.CLOSE_TIMEOUT``).
         """
         self._check_thread("send_close")
-        if self._is_closing():
+        if self._closing:
             self._ignored("send_close")
             return
         data = self._conn.send_close(close_code, close_message)
@@ -307,6 +356,7 @@ class WSTransport:
         self._check_thread("disconnect")
         if self.is_disconnected:
             return
+        self._closing = True
         if graceful:
             self.underlying_transport.close()
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any, Callable
 import pytest
 
 import picows
+from helpers import open_connection
 from picows import WSCloseCode, WSCloseInfo, WSMsgType, WSProtocolError
 from rawpeer import Harness, Pair, RawPeer, RecordingListener, frame_bytes
 
@@ -477,3 +479,61 @@ async def test_violation_in_the_same_write_as_the_upgrade(harness: Harness, side
     if side == "client":
         with pytest.raises(WSProtocolError):
             await asyncio.wait_for(pair.transport.wait_disconnected(), 5)
+
+
+# -- the glue's inline loop against the readable one -------------------------------------
+
+
+def random_stream(rng: random.Random, peer: RawPeer) -> bytes:
+    """Data frames of every length class, flags and fragments, PINGs and PONGs, maybe
+    a CLOSE, maybe garbage: as the peer of picows sends them."""
+    parts = []
+    for _ in range(rng.randint(1, 30)):
+        kind = rng.random()
+        if kind < 0.7:
+            size = rng.choice([0, 1, 125, 126, 300, 65535, 65536, 70000])
+            opcode = rng.choice([0, 1, 2])
+            parts.append(
+                peer.build(
+                    opcode,
+                    os.urandom(size),
+                    fin=rng.random() < 0.8,
+                    rsv1=rng.random() < 0.1,
+                    rsv3=rng.random() < 0.05,
+                )
+            )
+        elif kind < 0.85:
+            parts.append(peer.build(rng.choice([9, 10]), os.urandom(rng.randint(0, 125))))
+        elif kind < 0.92:
+            parts.append(peer.build(8, (1000).to_bytes(2, "big") + b"bye"))
+        else:
+            parts.append(bytes([rng.choice([0x83, 0x89, 0x8A]), rng.randint(0, 255)]))
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("seed", range(6))
+async def test_the_inline_loop_delivers_what_the_connection_would(
+    harness: Harness, side: str, seed: int
+) -> None:
+    """WSProtocol._process_frames runs Connection.next_frame's loop inline: over a real
+    socket, the listener sees exactly the frames Connection.next_frame returns for the
+    same bytes, and the connection fails the same way."""
+    pair = await harness.open(side)
+    wire = random_stream(random.Random(seed), pair.peer)
+    reference = open_connection(is_client=side == "client")
+    reference.receive_data(wire)
+    expected = []
+    failure = None
+    try:
+        while (frame := reference.next_frame()) is not None:
+            expected.append(
+                (int(frame.msg_type), frame.fin, frame.rsv1, frame.get_payload_as_bytes())
+            )
+    except WSProtocolError as exc:
+        failure = exc.code
+    pair.peer.send_raw(wire)
+    got = [await pair.listener.next_frame() for _ in expected]
+    assert [(int(f.msg_type), f.fin, f.rsv1, f.payload) for f in got] == expected
+    if failure is not None:
+        assert (await pair.peer.expect_close()).close_code == failure

@@ -579,3 +579,51 @@ def test_reader_batch_cache_survives_buffer_moves(
             else:
                 assert frame.payload_size == 5000
         assert count == 101
+
+
+# --- FrameReader's inline decoding of common headers ----------------------------------------
+
+
+@MANY
+@given(
+    first=st.integers(0, 255),
+    masked=st.booleans(),
+    length=st.one_of(st.integers(0, 300), st.sampled_from([125, 126, 127, 0xFFFF, 0x10000])),
+    form=st.sampled_from([None, 16]),
+    opts=options,
+)
+def test_reader_inline_decoding_agrees_with_decode_header(
+    first: int, masked: bool, length: int, form: Optional[int], opts: dict[str, Any]
+) -> None:
+    """next_frame decodes small data-frame headers inline; decode_header (the reference)
+    must decide exactly the same for every header, valid or not."""
+    header = header_bytes(first, masked, length, 16 if form == 16 and length <= 0xFFFF else None)
+    data = header + bytes(min(length, 70_000))
+    expect = outcome(
+        pure.decode_header,
+        data,
+        0,
+        len(data),
+        opts["expect_masked"],
+        opts["allow_rsv"],
+        opts["max_frame_size"],
+    )
+    reader = FrameReader(
+        is_client=not opts["expect_masked"],
+        allow_rsv=opts["allow_rsv"],
+        max_frame_size=opts["max_frame_size"],
+    )
+    reader.feed_data(data)
+    try:
+        frame = reader.next_frame()
+    except WSProtocolError as exc:
+        assert expect == ("error", type(exc), exc.code, str(exc))
+        return
+    assert expect[0] == "ok"
+    decoded = expect[1]
+    if decoded is None or decoded[1] + decoded[2] > len(data):
+        assert frame is None  # an incomplete header or payload
+        return
+    first_byte, header_size, size = decoded
+    assert frame is not None and frame._first == first_byte
+    assert (frame.payload_size, frame.tail_size) == (size, len(data) - header_size - size)
