@@ -57,6 +57,9 @@ except ImportError as exc:  # not built: pure wheel, no compiler, or cffi missin
     ACCEL_IMPORT_ERROR: Optional[ImportError] = exc
 else:
     ACCEL_IMPORT_ERROR = None
+    # picows hands the accelerator its error messages when it selects it; under
+    # PICOWS_NO_EXTENSIONS=1 it never does, and the comparison tests need them too.
+    ACCEL.set_header_error(picows._header.header_error)
 
 
 class EchoListener(picows.WSListener):
