@@ -124,6 +124,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, each worker collects (and deselects): it tells the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["upstream_deselected"] = session.config.stash.get(_DESELECTED, {})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the xdist controller: every worker deselected the same tests; keep one's."""
+    reasons = getattr(node, "workeroutput", {}).get("upstream_deselected")
+    if reasons:
+        node.config.stash[_DESELECTED] = reasons
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     stats = terminalreporter.stats
     counts = {key: len(stats.get(key, [])) for key in ("passed", "failed", "error", "xfailed")}
