@@ -126,7 +126,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "playwright",
             _python_module("playwright"),
-            "pip install 'picows[interop]' (tox's full legs install it)",
+            "pip install 'picows[interop]'",
             _cpython_only("playwright"),
         ),
     ]

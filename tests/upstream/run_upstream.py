@@ -59,8 +59,10 @@ def fetch_sdist(cache: Path) -> Path:
                 "download",
                 "--quiet",
                 "--no-deps",
+                # The sdist of picows only: ":all:" would also build its build
+                # requirements (Cython) from source, for minutes, to read its metadata.
                 "--no-binary",
-                ":all:",
+                "picows",
                 f"picows=={UPSTREAM_VERSION}",
                 "--dest",
                 str(cache),
