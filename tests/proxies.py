@@ -9,8 +9,8 @@
 * fakes that misbehave: one that answers garbage, one that never answers, one that
   records what it was sent and answers what it is told, and a closed port.
 
-A daemon that is not installed makes its tests skip, with the package to install;
-``test_proxy.py::test_ci_has_every_proxy_daemon`` fails instead when ``CI`` is set.
+Each daemon's fixture asks ``tools.executable`` for it: a daemon that is not installed
+makes the tests using it skip, naming the package to install (fail when ``CI`` is set).
 Test modules load these fixtures with ``pytest_plugins = ["proxies"]``.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -36,19 +35,12 @@ import pytest
 
 import picows
 from helpers import CollectingListener
-
-#: Debian package of each daemon the proxy tests use.
-DAEMONS = {"tinyproxy": "tinyproxy", "danted": "dante-server", "microsocks": "microsocks"}
+from tools import executable
 
 # The URLs carry the password percent-encoded, to check that it is decoded.  (tinyproxy's
 # configuration accepts only letters, digits, "-", "." and "_" in it.)
 PROXY_USER, PROXY_PASSWORD = "user", "pass-w.rd"
 QUOTED_PASSWORD = "pass%2Dw%2Erd"
-
-
-def find_daemon(name: str) -> Optional[str]:
-    """The daemon's path; Debian puts danted in /usr/sbin, which may not be on PATH."""
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
 
 
 def free_port() -> int:
@@ -95,25 +87,8 @@ def _daemon(args: list[str], port: int, log: Path) -> Iterator[None]:
             proc.wait()
 
 
-def _require(name: str) -> str:
-    # Tests that need a daemon are only collected where it is installed (proxy_case,
-    # needs_daemon); CI has all of them (test_ci_has_every_proxy_daemon).
-    path = find_daemon(name)
-    if path is None:
-        raise RuntimeError(f"{name} is not installed (apt-get install {DAEMONS[name]})")
-    return path
-
-
-def needs_daemon(name: str) -> pytest.MarkDecorator:
-    """For a test that uses one daemon's fixture directly."""
-    return pytest.mark.skipif(
-        find_daemon(name) is None,
-        reason=f"{name} is not installed (apt-get install {DAEMONS[name]})",
-    )
-
-
 def _tinyproxy(tmp: Path, extra: str) -> Iterator[str]:
-    exe = _require("tinyproxy")
+    exe = executable("tinyproxy")
     port = free_port()
     conf = tmp / "tinyproxy.conf"
     # No LogFile: logs go to stderr; "Critical" keeps them (and the pipe) nearly empty.
@@ -147,7 +122,7 @@ def tinyproxy_port_1_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="session")
 def danted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a dante server: SOCKS4 and SOCKS5, no authentication."""
-    exe = _require("danted")
+    exe = executable("danted")
     tmp = tmp_path_factory.mktemp("danted")
     port = free_port()
     # As root, danted wants to know whom to run as; unprivileged it runs as itself.
@@ -164,7 +139,7 @@ def danted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _microsocks(tmp: Path, *auth: str) -> Iterator[str]:
-    exe = _require("microsocks")
+    exe = executable("microsocks")
     port = free_port()
     with _daemon([exe, "-i", "127.0.0.1", "-p", str(port), *auth], port, tmp / "microsocks.log"):
         yield f"127.0.0.1:{port}"
@@ -286,24 +261,24 @@ class ProxyCase:
 
 _CREDENTIALS = f"{PROXY_USER}:{QUOTED_PASSWORD}@"
 
-#: name -> (scheme, fixture, with credentials, daemon behind it)
+#: name -> (scheme, fixture, with credentials)
 PROXY_CASES = {
-    "http": ("http", "tinyproxy", False, "tinyproxy"),
-    "http-auth": ("http", "tinyproxy_auth", True, "tinyproxy"),
-    "https": ("https", "https_proxy", False, "tinyproxy"),
-    "https-auth": ("https", "https_proxy_auth", True, "tinyproxy"),
-    "socks4-dante": ("socks4", "danted", False, "danted"),
-    "socks5-dante": ("socks5", "danted", False, "danted"),
-    "socks5-microsocks": ("socks5", "microsocks", False, "microsocks"),
-    "socks5-microsocks-auth": ("socks5", "microsocks_auth", True, "microsocks"),
+    "http": ("http", "tinyproxy", False),
+    "http-auth": ("http", "tinyproxy_auth", True),
+    "https": ("https", "https_proxy", False),
+    "https-auth": ("https", "https_proxy_auth", True),
+    "socks4-dante": ("socks4", "danted", False),
+    "socks5-dante": ("socks5", "danted", False),
+    "socks5-microsocks": ("socks5", "microsocks", False),
+    "socks5-microsocks-auth": ("socks5", "microsocks_auth", True),
 }
 
 
-# Only the cases whose daemon is installed exist (pytest's header lists the rest).
-@pytest.fixture(params=[name for name, case in PROXY_CASES.items() if find_daemon(case[3])])
+# Every case exists everywhere: one whose daemon is missing skips (or fails in CI).
+@pytest.fixture(params=list(PROXY_CASES))
 def proxy_case(request: pytest.FixtureRequest, client_ssl_context: ssl.SSLContext) -> ProxyCase:
     """Each kind of proxy, with and without credentials."""
-    scheme, fixture, with_credentials, _ = PROXY_CASES[request.param]
+    scheme, fixture, with_credentials = PROXY_CASES[request.param]
     address = request.getfixturevalue(fixture)
     credentials = _CREDENTIALS if with_credentials else ""
     kwargs: dict[str, Any] = {}

@@ -9,6 +9,9 @@
 * :func:`test_connection_churn`: 2,000 open-send-close cycles from 50 concurrent
   workers; every connection ends cleanly and the server's count returns to zero.
 
+The first runs once per backend, each on a different event loop (python on asyncio,
+cffi on uvloop where both exist), and is marked ``slow``.
+
 Sizes are log-uniform so that most messages are small (median 256 B, mean ~6 KB): the
 whole run moves ~2.4 GB through masking and the event loop, which keeps it within a
 minute per event loop even with pure-Python masking.  ``PICOWS_LOAD_CONNECTIONS`` and
@@ -234,6 +237,10 @@ async def close_client(transport: WSTransport) -> None:
     assert handshake.recv.code == WSCloseCode.OK
 
 
+# The heaviest test of the suite (~20-60 s a run): once per backend, each backend on
+# another event loop (conftest.py), and left out of tox's quick env (slow).
+@pytest.mark.slow
+@pytest.mark.once_per_backend
 async def test_concurrent_connections_lose_nothing(guard: Guard, tmp_path: Path) -> None:
     listeners: list[ObservedServer] = []
     server = await start_echo_server(listeners)

@@ -4,18 +4,16 @@ Every process is started here in a session of its own, on loopback ports picked 
 run time, and stopped with its whole process group (SIGTERM, a bounded wait, then
 SIGKILL).  Readiness is polled with a deadline, never assumed after a sleep.
 
-A tool that is not installed makes its tests skip, naming the package to install;
-when ``CI`` is set they run and fail instead (``.ci/run`` installs everything), and
-``test_ci_has_every_service`` says what is missing.
+Whether redis-server and nginx are here is decided by ``tools.py``, as for every
+tool: their tests carry ``@pytest.mark.needs(...)`` and skip when one is missing,
+naming the package to install; when ``CI`` is set they fail instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,56 +23,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Callable, Optional
 
-import pytest
-
 import picows
+from tools import executable
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 DEPLOY_NGINX_CONF = EXAMPLES / "deploy" / "nginx.conf"
 TIMEOUT = 30.0  # seconds: a bound on any single wait, never a synchronisation device
-
-#: What each service needs, and how to get it.
-NEEDS = {
-    "redis-server": "apt-get install redis-server",
-    "nginx": "apt-get install nginx",
-    "redis": "pip install redis (in the test extra)",
-}
-
-
-def find_tool(name: str) -> Optional[str]:
-    """The executable's path; Debian puts nginx in /usr/sbin, which may not be on PATH."""
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
-
-
-def missing(*names: str) -> list[str]:
-    """The services among ``names`` that are not available here."""
-    absent = []
-    for name in names:
-        if name == "redis":
-            if importlib.util.find_spec("redis") is None:
-                absent.append(name)
-        elif find_tool(name) is None:
-            absent.append(name)
-    return absent
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-def needs(*names: str) -> pytest.MarkDecorator:
-    """Skips a test whose services are missing, except in CI, where it must fail."""
-    absent = missing(*names)
-    reason = "; ".join(f"{name} is not installed ({NEEDS[name]})" for name in absent)
-    return pytest.mark.skipif(bool(absent) and not in_ci(), reason=reason)
-
-
-def require(name: str) -> str:
-    path = find_tool(name)
-    if path is None:
-        raise RuntimeError(f"{name} is not installed ({NEEDS[name]})")
-    return path
 
 
 def free_port() -> int:
@@ -173,7 +128,7 @@ def daemon(args: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[b
 @contextlib.contextmanager
 def redis_server(tmp: Path) -> Iterator[str]:
     """A throw-away redis-server on a free loopback port; yields its ``redis://`` URL."""
-    exe = require("redis-server")
+    exe = executable("redis-server")
     port = free_port()
     args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp)]
     # No persistence and no daemonizing: nothing outlives the test.
@@ -220,7 +175,7 @@ def nginx(prefix: Path, conf: str, port: int) -> Iterator[subprocess.Popen[bytes
     The pid file and the error log go to the prefix and stderr (``-g``, ``-e``), so
     nothing of the system's nginx is touched.
     """
-    exe = require("nginx")
+    exe = executable("nginx")
     (prefix / "temp").mkdir(parents=True, exist_ok=True)
     (prefix / "nginx.conf").write_text(conf)
     prefix.chmod(0o755)  # as root, the workers run as nobody and must traverse it

@@ -1,10 +1,10 @@
 """picows against real third-party peers: headless Chromium, Node's ``ws``, nginx.
 
-Each test skips (with the reason) when its tool is missing, so a laptop without them
-still passes; ``test_interop_tools_present`` fails instead when ``CI`` is set, so CI
-can't skip them silently.  Installs: ``.ci/run`` (apt chromium nginx, npm ci in
-tests/node; playwright comes with the ``test`` extra on CPython).  Playwright drives
-Debian's /usr/bin/chromium and never downloads a browser.
+Each test says what it needs (``@pytest.mark.needs``): a missing tool skips it, naming
+what to install, so a laptop without them still passes; when ``CI`` is set it fails
+instead, so CI can't skip them silently (tools.py).  Installs: ``.ci/run`` (apt
+chromium nginx nodejs, npm ci in tests/node; playwright comes with the ``interop``
+extra on CPython).  Playwright drives Debian's chromium and never downloads a browser.
 
 The tests are synchronous functions that call ``asyncio.run`` themselves: one event
 loop per test, shared by our server or client and the code driving the peer.
@@ -36,16 +36,9 @@ from picows import (
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
-from tools import CHROMIUM, CHROMIUM_FLAGS, NODE_DIR, missing_tools, require
+from tools import CHROMIUM_FLAGS, NODE_DIR, executable
 
 TIMEOUT = 30  # seconds: a bound on each scenario, never used to synchronise
-
-
-def test_interop_tools_present() -> None:
-    """With CI set, a missing peer is a failure, not a silent skip."""
-    if not os.environ.get("CI"):
-        pytest.skip("only enforced when CI is set")
-    assert missing_tools() == {}, "interop peers missing in CI"
 
 
 # ---------------------------------------------------------------------------
@@ -142,7 +135,7 @@ async def chromium_scenario(secure: bool, server_ctx: Optional[ssl.SSLContext]) 
         http, ws = ("https", "wss") if secure else ("http", "ws")
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+                executable_path=executable("chromium"), headless=True, args=CHROMIUM_FLAGS
             )
             try:
                 # The trustme CA is not the system's: accept our test certificate.
@@ -164,8 +157,8 @@ async def chromium_scenario(secure: bool, server_ctx: Optional[ssl.SSLContext]) 
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+@pytest.mark.needs("playwright", "chromium")
 def test_chromium(secure: bool, server_ssl_context: ssl.SSLContext) -> None:
-    require("playwright", "chromium")
     asyncio.run(asyncio.wait_for(chromium_scenario(secure, server_ssl_context), TIMEOUT * 2))
 
 
@@ -176,7 +169,7 @@ def test_chromium(secure: bool, server_ssl_context: ssl.SSLContext) -> None:
 async def node_client_scenario() -> dict[str, Any]:
     async with our_server() as (port, closes):
         proc = await asyncio.create_subprocess_exec(
-            "node",
+            executable("node"),
             str(NODE_DIR / "ws_client.js"),
             f"ws://127.0.0.1:{port}/",
             stdout=asyncio.subprocess.PIPE,
@@ -189,8 +182,8 @@ async def node_client_scenario() -> dict[str, Any]:
         return result
 
 
+@pytest.mark.needs("node", "npm ws")
 def test_node_ws_client_against_our_server() -> None:
-    require("node", "npm ws")
     result = asyncio.run(asyncio.wait_for(node_client_scenario(), TIMEOUT))
     assert result["messages"] == ["hello", "bin:1,2,3,4,5", "text-len:70000"]
     assert result["pong"] == "are-you-there"  # our auto-pong echoes the PING payload
@@ -234,7 +227,7 @@ async def exchange(url: str, **kwargs: Any) -> tuple[WSTransport, Collector]:
 
 async def node_server_scenario() -> tuple[Optional[tuple[int, str]], str]:
     proc = await asyncio.create_subprocess_exec(
-        "node",
+        executable("node"),
         str(NODE_DIR / "ws_server.js"),
         stdout=asyncio.subprocess.PIPE,
         cwd=NODE_DIR,
@@ -254,8 +247,8 @@ async def node_server_scenario() -> tuple[Optional[tuple[int, str]], str]:
         await asyncio.wait_for(proc.wait(), TIMEOUT)
 
 
+@pytest.mark.needs("node", "npm ws")
 def test_our_client_against_node_ws_server() -> None:
-    require("node", "npm ws")
     close, node_saw = asyncio.run(asyncio.wait_for(node_server_scenario(), TIMEOUT))
     assert close == (4002, "node-closing")
     assert node_saw == "close 4002 node-closing"  # it got our answering CLOSE
@@ -310,7 +303,7 @@ async def nginx_scenario(prefix: Path, client_ctx: ssl.SSLContext) -> list[str]:
         (prefix / "nginx.conf").write_text(conf)
         (prefix / "tmp").mkdir()
         proc = await asyncio.create_subprocess_exec(
-            "nginx",
+            executable("nginx"),
             "-p",
             str(prefix),
             "-c",
@@ -344,10 +337,10 @@ async def nginx_scenario(prefix: Path, client_ctx: ssl.SSLContext) -> list[str]:
     return servers_seen
 
 
+@pytest.mark.needs("nginx")
 def test_nginx_reverse_proxy(
     tmp_path: Path, tls_certs: Any, client_ssl_context: ssl.SSLContext
 ) -> None:
-    require("nginx")
     _, cert = tls_certs
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
     tmp_path.chmod(0o755)  # the worker runs as nobody when we are root

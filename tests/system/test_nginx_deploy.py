@@ -20,7 +20,6 @@ from services import (
     children,
     connect,
     free_port,
-    needs,
     nginx,
     nginx_conf_for_test,
     server_process,
@@ -31,7 +30,7 @@ from picows import WSCloseCode, WSMsgType
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balancing is Linux's"),
-    needs("nginx"),
+    pytest.mark.needs("nginx"),
 ]
 
 

@@ -19,7 +19,6 @@ from services import (
     Peer,
     children,
     connect,
-    needs,
     redis_server,
     server_process,
     wait_gone,
@@ -29,7 +28,7 @@ from picows import WSMsgType, WSTransport
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balancing is Linux's"),
-    needs("redis-server", "redis"),
+    pytest.mark.needs("redis-server", "redis"),
 ]
 
 SCRIPT = str(EXAMPLES / "broadcast_redis.py")

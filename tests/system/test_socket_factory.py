@@ -207,6 +207,7 @@ def _is_aiofastnet(transport: Any) -> bool:
 
 
 @pytest.mark.skipif(not has_aiofastnet(), reason="aiofastnet is not installed (CPython only)")
+@pytest.mark.aiofastnet  # runs with the cffi backend only (conftest.py)
 @pytest.mark.parametrize(("use", "expected"), [(True, True), (None, True), (False, False)], ids=str)
 async def test_use_aiofastnet_client_and_server(
     use: Optional[bool], expected: bool, target: Any

@@ -11,6 +11,13 @@ failures (each with the RFC section that makes us differ) and prints the counts.
     python tests/upstream/run_upstream.py                 # the whole suite
     python tests/upstream/run_upstream.py -- -k autoping  # extra pytest arguments
     python tests/upstream/run_upstream.py -- tests/test_basics.py   # one file
+    python tests/upstream/run_upstream.py --backend python -- -n 4  # pure, 4 workers
+
+``--backend python`` runs it with ``PICOWS_NO_EXTENSIONS=1`` and ``--backend cffi``
+with ``PICOWS_REQUIRE_EXTENSIONS=1`` (a missing accelerator fails); by default the
+environment decides.  Its tests use free ports and no shared state, so they run with
+pytest-xdist (``-n``); most of their time is spent waiting on timers, so more workers
+than cores still helps.
 
 The sdist is cached in ``$PICOWS_UPSTREAM_CACHE`` (default ``~/.cache/picows-upstream``);
 the test dependencies are the ``upstream`` extra of pyproject.toml.
@@ -52,8 +59,10 @@ def fetch_sdist(cache: Path) -> Path:
                 "download",
                 "--quiet",
                 "--no-deps",
+                # The sdist of picows only: ":all:" would also build its build
+                # requirements (Cython) from source, for minutes, to read its metadata.
                 "--no-binary",
-                ":all:",
+                "picows",
                 f"picows=={UPSTREAM_VERSION}",
                 "--dest",
                 str(cache),
@@ -100,6 +109,11 @@ def main(argv: list[str]) -> int:
         ),
         help="where the sdist is kept between runs",
     )
+    parser.add_argument(
+        "--backend",
+        choices=["python", "cffi"],
+        help="force picows' backend (default: whatever the environment selects)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
     sdist = fetch_sdist(args.cache)
@@ -110,6 +124,13 @@ def main(argv: list[str]) -> int:
         # Only our plugin's directory is added: upstream's package is not in scratch.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        if args.backend is not None:
+            env.pop("PICOWS_NO_EXTENSIONS", None)
+            env.pop("PICOWS_REQUIRE_EXTENSIONS", None)
+            flag = (
+                "PICOWS_NO_EXTENSIONS" if args.backend == "python" else "PICOWS_REQUIRE_EXTENSIONS"
+            )
+            env[flag] = "1"
         # The whole suite, unless the arguments name test files or directories.
         targets = [] if any(a.startswith("tests") for a in args.pytest_args) else ["tests"]
         command = [

@@ -101,7 +101,9 @@ def _deselect_reason(item: pytest.Item) -> str | None:
     if "uvloop" in ids and "uvloop" in _MISSING_LOOP_STUBS:
         return f"uvloop does not exist for {sys.implementation.name}"
     if "aiofastnet" in ids and _missing("aiofastnet"):
-        return f"aiofastnet does not exist for {sys.implementation.name}"
+        if sys.implementation.name != "cpython":
+            return f"aiofastnet does not exist for {sys.implementation.name}"
+        return "aiofastnet is not installed (tox's full legs install it)"
     return None
 
 
@@ -122,6 +124,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, each worker collects (and deselects): it tells the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["upstream_deselected"] = session.config.stash.get(_DESELECTED, {})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the xdist controller: every worker deselected the same tests; keep one's."""
+    reasons = getattr(node, "workeroutput", {}).get("upstream_deselected")
+    if reasons:
+        node.config.stash[_DESELECTED] = reasons
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -1,9 +1,8 @@
 """picows.websockets with permessage-deflate against Node's ``ws`` and Chromium.
 
-The peers and the way they are found are those of tests/test_interop.py: a missing
-tool skips its test (naming the package to install) outside CI, and
-``test_interop_tools_present`` there fails in CI.  Chromium is Debian's
-/usr/bin/chromium, driven by playwright, never a downloaded browser.
+The peers and the way they are found are those of tests/system/test_interop.py: a
+missing tool skips its test (naming the package to install) outside CI and fails it in
+CI (tools.py).  Chromium is Debian's, driven by playwright, never a downloaded browser.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import pytest
 
 import picows.websockets as websockets
 from picows.websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from tools import CHROMIUM, CHROMIUM_FLAGS, NODE_DIR, require
+from tools import CHROMIUM_FLAGS, NODE_DIR, executable
 
 TIMEOUT = 30
 
@@ -38,7 +37,7 @@ async def echo(connection: Any) -> None:
 
 async def run_node(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        "node",
+        executable("node"),
         str(NODE_DIR / "ws_deflate_peer.js"),
         *args,
         stdout=asyncio.subprocess.PIPE,
@@ -70,10 +69,10 @@ async def node_client_scenario(
 
 
 @pytest.mark.parametrize(("options", "config"), NODE_CASES)
+@pytest.mark.needs("node", "npm ws")
 def test_node_ws_client_with_deflate(
     options: dict[str, Any], config: Optional[dict[str, Any]]
 ) -> None:
-    require("node", "npm ws")
     result, closed = asyncio.run(asyncio.wait_for(node_client_scenario(options, config), TIMEOUT))
     assert result["extensions"].startswith("permessage-deflate")
     assert result["echoes"] == [True] * 5
@@ -109,8 +108,8 @@ async def node_server_scenario(options: dict[str, Any]) -> tuple[Optional[str], 
 
 
 @pytest.mark.parametrize("options", [case[0] for case in NODE_CASES])
+@pytest.mark.needs("node", "npm ws")
 def test_our_client_against_node_ws_server_with_deflate(options: dict[str, Any]) -> None:
-    require("node", "npm ws")
     answer, offer, node_saw = asyncio.run(asyncio.wait_for(node_server_scenario(options), TIMEOUT))
     assert offer == "offer permessage-deflate; client_max_window_bits"  # websockets' offer
     assert answer is not None and answer.startswith("permessage-deflate")
@@ -166,7 +165,7 @@ async def chromium_scenario() -> tuple[dict[str, Any], Any, Optional[str]]:
         port = server.sockets[0].getsockname()[1]
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+                executable_path=executable("chromium"), headless=True, args=CHROMIUM_FLAGS
             )
             try:
                 page = await browser.new_page()
@@ -177,8 +176,8 @@ async def chromium_scenario() -> tuple[dict[str, Any], Any, Optional[str]]:
         return result, await asyncio.wait_for(closes.get(), TIMEOUT), offers[0]
 
 
+@pytest.mark.needs("playwright", "chromium")
 def test_chromium_with_deflate() -> None:
-    require("playwright", "chromium")
     result, closed, offer = asyncio.run(asyncio.wait_for(chromium_scenario(), TIMEOUT * 2))
     assert offer is not None and "client_max_window_bits" in offer  # what Chromium offers
     assert result["extensions"].startswith("permessage-deflate")
