@@ -158,7 +158,8 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
 
 
 async def read_to_eof(reader: asyncio.StreamReader, timeout: float = 3) -> bytes:
-    """Everything the peer sends until it closes (a reset counts as the end)."""
+    """Everything the peer sends until it closes (a reset counts as the end); a peer
+    that has not closed within ``timeout`` fails the test."""
 
     async def read_all() -> bytes:
         data = bytearray()
@@ -171,7 +172,10 @@ async def read_to_eof(reader: asyncio.StreamReader, timeout: float = 3) -> bytes
                 return bytes(data)
             data += chunk
 
-    return await asyncio.wait_for(read_all(), timeout)
+    try:
+        return await asyncio.wait_for(read_all(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the connection was not closed within {timeout:g} s") from None
 
 
 class RawHTTPResponse:

@@ -25,7 +25,7 @@ import pytest
 
 import picows
 from conforming import ObservedClient, ObservedServer
-from helpers import eventually
+from helpers import eventually, read_to_eof
 from leakcheck import Guard
 from rawpeer import RawPeer, accept_for, connect_raw_client, unmask
 
@@ -84,26 +84,6 @@ def upgrade_request(*extra: tuple[str, str], key: Optional[str] = None) -> bytes
         *(f"{name}: {value}" for name, value in extra),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-async def read_to_eof(reader: asyncio.StreamReader, timeout: float = TIMEOUT) -> bytes:
-    """Everything until the peer closes (a reset counts as the end), within ``timeout``."""
-
-    async def read_all() -> bytes:
-        data = bytearray()
-        while True:
-            try:
-                chunk = await reader.read(65536)
-            except ConnectionResetError:
-                return bytes(data)
-            if not chunk:
-                return bytes(data)
-            data += chunk
-
-    try:
-        return await asyncio.wait_for(read_all(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"the connection was not closed within {timeout:g} s") from None
 
 
 async def open_raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -280,7 +260,7 @@ async def test_server_closes_oversized_requests_without_answer(
     async with serve() as server:
         reader, writer = await open_raw(server.port)
         writer.write(upgrade_request(*extra))
-        assert await read_to_eof(reader) == b""
+        assert await read_to_eof(reader, TIMEOUT) == b""
         assert server.listeners == []
         await close_raw(writer)
         await assert_server_still_serves(server)
@@ -300,7 +280,7 @@ async def test_server_header_count_limit(guard: Guard, count: int, accepted: boo
             listener = await asyncio.wait_for(server.new_listener.get(), TIMEOUT)
             await listener.wait_connected()
         else:
-            assert await read_to_eof(reader) == b""
+            assert await read_to_eof(reader, TIMEOUT) == b""
             assert server.listeners == []
         await close_raw(writer)
     await guard.assert_clean()
@@ -363,7 +343,7 @@ async def test_client_refuses_garbage(
         if close_after:
             writer.write_eof()
         # The client gives up on its own and closes.
-        await read_to_eof(reader)
+        await read_to_eof(reader, TIMEOUT)
 
     async with ScriptedServer(answer_garbage) as raw:
         with pytest.raises(error):
@@ -696,7 +676,7 @@ async def test_server_survives_a_drop_during_the_handshake(
             writer.transport.abort()
         else:
             writer.write_eof()
-            await read_to_eof(reader)
+            await read_to_eof(reader, TIMEOUT)
             writer.transport.abort()
         await guard.wait_all_closed()
         # on_ws_disconnected only for a connection whose handshake completed.
@@ -716,7 +696,7 @@ async def test_client_peer_drops_in_the_middle_of_a_frame(guard: Guard, how: str
         await writer.drain()
         if how == "fin":
             writer.write_eof()
-            await read_to_eof(reader)
+            await read_to_eof(reader, TIMEOUT)
 
     async with ScriptedServer(drop_mid_frame) as raw:
         transport, client = await picows.ws_connect(ObservedClient, raw.url)
@@ -738,7 +718,7 @@ async def test_client_peer_drops_during_the_handshake(guard: Guard, how: str, se
         await writer.drain()
         if how == "fin":
             writer.write_eof()
-            await read_to_eof(reader)
+            await read_to_eof(reader, TIMEOUT)
 
     created: list[ObservedClient] = []
 
@@ -802,7 +782,7 @@ async def test_ping_flood_is_answered_in_order_with_bounded_memory(guard: Guard,
             await asyncio.wait_for(connected.wait(), TIMEOUT)
             await flood(RawPeer(reader, writer, is_client=False), transports[0])
             writer.write_eof()
-            await read_to_eof(reader)
+            await read_to_eof(reader, TIMEOUT)
 
         connected = asyncio.Event()
         async with ScriptedServer(flooding_server) as raw:
