@@ -374,7 +374,7 @@ def tls_in_tls_unavailable(
 
 async def assert_tls_in_tls_refused(url: str, proxy: ProxyCase, **kwargs: Any) -> None:
     """Where TLS in TLS is unavailable, ws_connect says so instead of connecting."""
-    with pytest.raises(RuntimeError, match=r"Python 3\.11"):
+    with pytest.raises(TypeError, match=r"Python 3\.11"):
         await picows.ws_connect(picows.WSListener, url, proxy=proxy.url, **proxy.kwargs, **kwargs)
 
 

@@ -473,10 +473,7 @@ class Connector:
     ) -> Connection:
         assert self.proxy is not None
         tls_kwargs = {k: v for k, v in self._kwargs_for(url).items() if _is_tls_kwarg(k)}
-        if url.is_secure:
-            if self.proxy.is_secure:
-                _check_tls_in_tls(net.loop, self._fastnet)
-        elif tls_kwargs:
+        if not url.is_secure and tls_kwargs:
             raise ValueError(f"{', '.join(tls_kwargs)} is only meaningful with wss://")
         sock = await self._socket_from_factory(self.proxy)
         transport, tunnel = await self._proxy_step(self._http_tunnel(net, sock, url), timeout)
@@ -492,7 +489,11 @@ class Connector:
                 if context is None:
                     context = ssl_module.create_default_context()
                 tls_kwargs.setdefault("server_hostname", url.host)
-                transport = await net.start_tls(transport, tunnel, context, **tls_kwargs)
+                try:
+                    transport = await net.start_tls(transport, tunnel, context, **tls_kwargs)
+                except TypeError as exc:
+                    _explain_tls_in_tls(exc, net.loop, self._fastnet, self.proxy.is_secure)
+                    raise
             protocol = protocol_factory()
             transport.set_protocol(protocol)
             protocol.connection_made(transport)
@@ -679,11 +680,16 @@ async def _socks_handshake(
         raise ProxyError(exc, error_code=exc.error_code) from exc
 
 
-def _check_tls_in_tls(loop: asyncio.AbstractEventLoop, fastnet: Optional[ModuleType]) -> None:
-    """wss through an https proxy is TLS inside TLS: asyncio's start_tls can't do that
-    before Python 3.11 (its old SSL transport is not ``_start_tls_compatible``)."""
-    if sys.version_info < (3, 11) and fastnet is None and isinstance(loop, asyncio.BaseEventLoop):
-        raise RuntimeError(
-            "wss:// through an https:// proxy needs TLS inside TLS, which asyncio's own "
-            "loop supports from Python 3.11 on (uvloop and aiofastnet support it before)"
+def _explain_tls_in_tls(
+    exc: TypeError, loop: asyncio.AbstractEventLoop, fastnet: Optional[ModuleType], proxy_tls: bool
+) -> None:
+    """wss through an https proxy is TLS inside TLS: before Python 3.11, asyncio's
+    start_tls refuses its own SSL transport with a TypeError (as upstream lets it
+    escape).  Say why in the message, keeping the type and the original text."""
+    old_asyncio = sys.version_info < (3, 11) and isinstance(loop, asyncio.BaseEventLoop)
+    if proxy_tls and old_asyncio and fastnet is None:
+        exc.args = (
+            f"{exc} (wss:// through an https:// proxy needs TLS inside TLS, which "
+            "asyncio's own loop supports from Python 3.11 on; uvloop and aiofastnet "
+            "support it before)",
         )

@@ -48,6 +48,10 @@ _CONNECTING = State.CONNECTING
 # connection, so the CLOSE has a chance to reach the peer before a reset.
 _FAIL_DISCONNECT_DELAY = 0.01
 
+# After failing a connection we half-close it and wait at most this long for the
+# peer's EOF (WSProtocol._after_failure).
+_FAIL_LINGER_TIMEOUT = 1.0
+
 #: After we send CLOSE, the TCP connection ends within this many seconds, whether or
 #: not the peer answers (websockets waits as long).  7.1.1: the server closes first;
 #: a peer that never answers, or never closes, must not hold the connection forever.
@@ -592,9 +596,24 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._after_failure()
 
     def _after_failure(self) -> None:
-        """The connection failed (7.1.7): send its CLOSE, then drop TCP shortly after."""
+        """The connection failed (7.1.7): send its CLOSE, then end TCP.
+
+        Closing a socket that still has unread input makes the kernel send a reset,
+        which can destroy our CLOSE before the peer reads it.  So, where the transport
+        can, we half-close (the peer reads the CLOSE, then EOF) and drop whatever still
+        arrives until the peer closes too, for at most _FAIL_LINGER_TIMEOUT.
+        """
         self._flush()
-        self._loop.call_later(_FAIL_DISCONNECT_DELAY, self._close_transport)
+        underlying = self._underlying
+        if underlying is None or underlying.is_closing():
+            return
+        delay = _FAIL_DISCONNECT_DELAY
+        if underlying.can_write_eof():  # not TLS: close_notify does this job there
+            underlying.write_eof()
+            delay = _FAIL_LINGER_TIMEOUT
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._close_timer = self._loop.call_later(delay, self._close_transport)
 
     def _flush(self) -> None:
         """Write what the connection decided to send on its own, in order."""

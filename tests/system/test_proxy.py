@@ -494,7 +494,7 @@ async def test_tls_in_tls_needs_python_311(
             use_aiofastnet=False,
         )
         return
-    with pytest.raises(RuntimeError, match=r"Python 3\.11"):
+    with pytest.raises(TypeError, match=r"Python 3\.11"):
         await picows.ws_connect(
             picows.WSListener,
             wss_echo_server,
