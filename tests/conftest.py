@@ -6,7 +6,7 @@ implementations; ``PICOWS_NO_EXTENSIONS=1`` leaves only the pure one.  Async tes
 run on each event loop: the stock asyncio loop, and uvloop where it exists;
 ``PICOWS_TEST_LOOPS=asyncio`` (comma-separated names) narrows that, as tox's quick env
 does.  Tests marked ``once_per_backend`` run once per backend only, each backend on a
-different loop.
+different loop; ``PICOWS_TEST_PAIRING=diagonal`` treats every test so.
 
 Where aiofastnet is installed (CPython), connections use it by default: it stays
 visible to the cffi backend's runs and is hidden from the python backend's, so one run
@@ -64,13 +64,17 @@ def _loop_factories() -> dict[str, Any]:
 
 
 LOOPS = _loop_factories()
+# PICOWS_TEST_PAIRING=diagonal: every test runs as once_per_backend ones do (backend i
+# on loop i), halving the async variants; tox's full legs but two use it (tox.ini).
+DIAGONAL = os.environ.get("PICOWS_TEST_PAIRING", "cross") == "diagonal"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     absent = tools.missing()
     return [
         f"picows backends: {', '.join(BACKENDS)} (default {picows.BACKEND}); "
-        f"interpreter: {sys.implementation.name}; event loops: {', '.join(LOOPS)}",
+        f"interpreter: {sys.implementation.name}; event loops: {', '.join(LOOPS)}"
+        + (" (paired with the backends: PICOWS_TEST_PAIRING=diagonal)" if DIAGONAL else ""),
         "missing tools: "
         + (", ".join(f"{name} ({how})" for name, how in absent.items()) if absent else "none")
         + (" (CI is set: their tests fail)" if absent and tools.in_ci() else ""),
@@ -134,7 +138,7 @@ def _left_out(item: pytest.Item) -> bool:
         # variants (a parameter named "aiofastnet", or the marker) run on cffi's.
         if "aiofastnet" in callspec.id.split("-") or item.get_closest_marker("aiofastnet"):
             return True
-    if item.get_closest_marker("once_per_backend") is not None:
+    if DIAGONAL or item.get_closest_marker("once_per_backend") is not None:
         loop = _loop_of(item)
         if backend in BACKENDS and loop is not None:
             loops = list(LOOPS)
