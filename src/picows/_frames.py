@@ -26,13 +26,15 @@ about sockets or asyncio.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import struct
 import sys
 from typing import Callable, Optional, Union
 
 from . import _backend
-from ._backend import BATCH_MIN_FRAMES, Backend
+from ._backend import BATCH_MIN_FRAMES, PYPY, Backend
 from ._header import (
     LENGTH_16,
     LENGTH_64,
@@ -81,6 +83,21 @@ _BATCH_AT: tuple[int, ...] = tuple(
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
 
+# A WSFrame slices a read-only view of the receive buffer, so that its payload views
+# are read-only at no cost per frame (on CPython; get_payload_as_memoryview says why not on PyPy).
+_SLICE_READONLY = PYPY
+
+
+def _frame_view(view: memoryview) -> memoryview:
+    """The view of the receive buffer a WSFrame keeps."""
+    return view if _SLICE_READONLY or view.readonly else view.toreadonly()
+
+
+# MaskKeySource: masking keys per os.urandom() call, and the unpacker that cuts one
+# batch of random bytes into a tuple of 4-byte keys.
+_KEY_BATCH = 64
+_SPLIT_KEYS = struct.Struct("4s" * _KEY_BATCH)
+
 
 class WSFrame:
     """A received frame: a view into the receive buffer.
@@ -119,7 +136,7 @@ class WSFrame:
         tail_size: int,
     ) -> None:
         self._reader = reader
-        self._view = view  # of the whole receive buffer
+        self._view = _frame_view(view)  # of the whole receive buffer
         self._start = start
         self._first = first_byte
         self.msg_type = msg_type
@@ -151,9 +168,11 @@ class WSFrame:
     def get_payload_as_memoryview(self) -> memoryview:
         """A read-only, zero-copy view of the payload in the receive buffer."""
         start = self._start
-        # Made read-only per slice: on PyPy, slices of a read-only view of the
-        # whole buffer copy ~1000x slower than slices of a plain view.
-        return self._view[start : start + self.payload_size].toreadonly()
+        if _SLICE_READONLY:
+            # PyPy: made read-only per slice, as slices of a read-only view of the
+            # whole buffer copy ~1000x slower there than slices of a plain view.
+            return self._view[start : start + self.payload_size].toreadonly()
+        return self._view[start : start + self.payload_size]  # of a read-only view
 
     def get_payload_as_bytes(self) -> bytes:
         start = self._start
@@ -311,7 +330,7 @@ class FrameReader:
         self._unmask: Callable[[int, int], int] = self._bind_unmask(buffer)
         frame = getattr(self, "_frame", None)
         if frame is not None:
-            frame._view = self._view
+            frame._view = _frame_view(self._view)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Free space at the end of the buffer, for the next read to fill."""
@@ -500,25 +519,23 @@ class MaskKeySource:
     """Masking keys from a strong source (RFC 6455 10.3), drawn in batches.
 
     "The masking key needs to be unpredictable; thus, the masking key MUST be
-    derived from a strong source of entropy".  One ``os.urandom`` call serves 1024
-    frames, which keeps the per-frame cost to a slice.
+    derived from a strong source of entropy".  One ``os.urandom`` call serves
+    ``_BATCH`` frames.  ``next_key`` runs no Python code per key: it is the
+    ``__next__`` of an iterator chain made of C builtins (``urandom`` batches, cut into
+    4-byte keys by one ``struct`` unpack each), which the client's send path calls
+    once per frame.
     """
 
-    __slots__ = ("_pool", "_pos")
+    __slots__ = ("next_key",)
 
-    _BATCH = 4096
+    #: Keys per os.urandom() call (each batch is kept as that many bytes objects).
+    _BATCH = _KEY_BATCH
 
     def __init__(self) -> None:
-        self._pool = b""
-        self._pos = 0
-
-    def next_key(self) -> bytes:
-        pos = self._pos
-        if pos >= len(self._pool):
-            self._pool = os.urandom(self._BATCH)
-            pos = 0
-        self._pos = pos + 4
-        return self._pool[pos : pos + 4]
+        batches = iter(functools.partial(os.urandom, 4 * self._BATCH), None)
+        keys = itertools.chain.from_iterable(map(_SPLIT_KEYS.unpack, batches))
+        #: A fresh 4-byte key (bytes) per call.
+        self.next_key: Callable[[], bytes] = keys.__next__
 
 
 def encode_frame_header(

@@ -1075,12 +1075,13 @@ def test_mask_keys_come_from_os_urandom_in_batches(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(frames_module.os, "urandom", fake_urandom)
     source = MaskKeySource()
-    keys = [source.next_key() for _ in range(1024)]
-    assert keys == [b"\xa5" * 4] * 1024
-    assert len(calls) == 1
+    batch = MaskKeySource._BATCH
+    keys = [source.next_key() for _ in range(batch)]
+    assert keys == [b"\xa5" * 4] * batch
+    assert calls == [4 * batch]
     source.next_key()
-    assert len(calls) == 2
-    for _ in range(1023 + 1024):
+    assert calls == [4 * batch] * 2
+    for _ in range(batch - 1 + batch):
         source.next_key()
     assert len(calls) == 3
     source.next_key()
