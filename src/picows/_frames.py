@@ -81,6 +81,27 @@ _BATCH_AT: tuple[int, ...] = tuple(
     for second in range(256)
 )
 
+# next_frame's fast path, by byte 0 and by byte 1 of a header: whether byte 0 is a
+# data frame's (CONTINUATION, TEXT or BINARY) with no RSV bit, or any (allow_rsv);
+# the 7-bit length field, or 127 (never a fast frame) when the MASK bit is not what
+# the reader expects (5.1); and the frame's WSMsgType and FIN bit.
+_FAST_FIRST: dict[bool, tuple[bool, ...]] = {
+    allow_rsv: tuple(
+        b & (OPCODE_BITS if allow_rsv else OPCODE_BITS | RSV_BITS) <= 2 for b in range(256)
+    )
+    for allow_rsv in (False, True)
+}
+_FAST_LENGTH: dict[bool, tuple[int, ...]] = {
+    masked: tuple(
+        b & LENGTH_BITS if bool(b & MASK_BIT) == masked else LENGTH_64 for b in range(256)
+    )
+    for masked in (False, True)
+}
+_MSG_TYPE_OF: tuple[WSMsgType, ...] = tuple(_MSG_TYPES[b & OPCODE_BITS] for b in range(256))
+_FIN_OF: tuple[int, ...] = tuple(b >> 7 for b in range(256))
+# No batch decoder: no read is ever big enough.
+_NO_BATCH: tuple[int, ...] = (sys.maxsize,) * 256
+
 ReadableBuffer = Union[bytes, bytearray, memoryview]
 
 # A WSFrame slices a read-only view of the receive buffer, so that its payload views
@@ -250,6 +271,7 @@ class FrameReader:
     __slots__ = (
         "_allow_rsv",
         "_batch",
+        "_batch_at",
         "_batch_next",
         "_batch_stop",
         "_bind_unmask",
@@ -259,10 +281,11 @@ class FrameReader:
         "_decode_headers",
         "_expect_masked",
         "_fast_first",
+        "_fast_length",
         "_frame",
-        "_mask_bit",
         "_max_frame_size",
         "_needed",
+        "_short_header",
         "_start",
         "_unmask",
         "_view",
@@ -287,12 +310,13 @@ class FrameReader:
         # 5.2 RSV1-3: "MUST be 0 unless an extension is negotiated".
         self._allow_rsv = allow_rsv
         backend = backend or _backend.ACTIVE
-        # The inline fast path of next_frame (see there): small data frames whose
-        # header needs no other check than these three.
-        self._mask_bit = MASK_BIT if self._expect_masked else 0
-        self._fast_first = OPCODE_BITS if allow_rsv else OPCODE_BITS | RSV_BITS
+        # The tables of next_frame's inline fast path (see there).
+        self._fast_first = _FAST_FIRST[allow_rsv]
+        self._fast_length = _FAST_LENGTH[self._expect_masked]
+        self._short_header = 6 if self._expect_masked else 2
         self._decode_header = backend.decode_header
         self._decode_headers = backend.decode_headers
+        self._batch_at = _BATCH_AT if backend.decode_headers is not None else _NO_BATCH
         self._bind_unmask = backend.bind_unmask
         self.initial_size = max(read_buffer_init_size, 2048)
         #: Whether the buffer grew past its initial size (the owner may call shrink()).
@@ -436,11 +460,12 @@ class FrameReader:
             self._batch_next = i + 3
         elif end - start < 2:
             return None
-        elif self._decode_headers is not None and end - start >= _BATCH_AT[buffer[start + 1]]:
+        elif end - start >= self._batch_at[second := buffer[start + 1]]:
             # Room for many frames like the first: one C call that decodes every
             # complete header costs less than a Python decode per frame.  (It raises
             # for a bad first header; a later one ends the batch and is raised when
             # its turn comes.)
+            assert self._decode_headers is not None
             batch = self._decode_headers(
                 buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
             )
@@ -462,26 +487,19 @@ class FrameReader:
             # CONTINUATION, TEXT or BINARY frame (RSV bits only where allowed), masked
             # as 5.1 demands, with a 7-bit or a minimal 16-bit length within
             # max_frame_size.  Anything else goes to decode_header, the reference,
-            # which reports every violation; test_header checks both agree.
+            # which reports every violation; test_header checks both agree.  Tables
+            # indexed by the header bytes stand for the bit tests: a subscript costs
+            # CPython less than an `&`.
             first = buffer[start]
-            second = buffer[start + 1]
-            length = second & LENGTH_BITS
-            header_size = 2
-            if length >= LENGTH_16:
-                if length == LENGTH_16 and end - start >= 4:
-                    length = (buffer[start + 2] << 8) | buffer[start + 3]
-                    header_size = 4 if length >= LENGTH_16 else 0
-                else:
-                    header_size = 0
-            if (
-                header_size
-                and first & self._fast_first <= 2
-                and second & MASK_BIT == self._mask_bit
-                and length <= self._max_frame_size
-            ):
-                if self._mask_bit:
-                    header_size += 4
+            length = self._fast_length[second]  # 127 if the MASK bit is wrong
+            if length < LENGTH_16:
+                header_size = self._short_header
+            elif length == LENGTH_16 and end - start >= 4:
+                length = (buffer[start + 2] << 8) | buffer[start + 3]
+                header_size = self._short_header + 2 if length >= LENGTH_16 else 0
             else:
+                header_size = 0
+            if not (header_size and self._fast_first[first] and length <= self._max_frame_size):
                 header = self._decode_header(
                     buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
                 )
@@ -502,8 +520,8 @@ class FrameReader:
         frame = self._frame  # its _view is set with the buffer (_set_buffer)
         frame._start = payload_start
         frame._first = first
-        frame.msg_type = _MSG_TYPES[first & OPCODE_BITS]
-        frame.fin = first >> 7
+        frame.msg_type = _MSG_TYPE_OF[first]
+        frame.fin = _FIN_OF[first]
         frame.payload_size = length
         frame.tail_size = end - frame_end
         return frame
