@@ -362,8 +362,9 @@ def build_frame(first: int, payload: ReadableBuffer, mask_key: Optional[bytes] =
 
 #: ``send_frame(fd, first, payload, size, key)``: build_frame's masked frame, written
 #: to the descriptor ``fd`` in the same C call, no bytes object in between.  Returns
-#: what write() took, or -errno.  The C function itself, unwrapped: the caller
-#: (WSTransport.send) passes a bytes payload and a 4-byte bytes key.
+#: how many bytes of the frame are left to send (0: all went out; all of them when
+#: the socket was full), or -errno for a failed write.  The C function itself,
+#: unwrapped: the caller (WSTransport.send) passes a bytes payload and a 4-byte key.
 send_frame: Callable[[int, int, bytes, int, bytes], int] = lib.picows_send_frame
 
 

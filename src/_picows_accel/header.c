@@ -208,6 +208,10 @@ long picows_send_frame(int fd, uint8_t first_byte, const uint8_t *payload, size_
     error = errno;
     if (frame != stack)
         free(frame);
-    return sent < 0 ? -(long)error : (long)sent;
+    if (sent >= 0)
+        return (long)(size - (size_t)sent);
+    if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR)
+        return (long)size; /* nothing written: asyncio queues the whole frame */
+    return -(long)error;
 #endif
 }

@@ -105,8 +105,8 @@ class Backend:
     SendBuffer: Callable[[int], Any]
     #: Whether unmasked frames go through build_frame too (else: header + payload).
     build_unmasked: bool
-    #: (fd, first_byte, payload, size, key) -> what write() took, or -errno: a masked
-    #: frame built and written in one call; None where there is no such function.
+    #: (fd, first_byte, payload, size, key) -> the bytes left to send, or -errno: a
+    #: masked frame built and written in one call; None where there is none.
     send_frame: Optional[Callable[[int, int, bytes, int, bytes], int]] = None
 
 

@@ -386,6 +386,15 @@ class FrameReader:
             end = pending
         return self._view[end:]
 
+    def get_read_buffer(self, sizehint: int = -1) -> memoryview:
+        """:meth:`get_buffer` for an event loop that never releases what it gets
+        (asyncio's selector loop): when the buffer is empty, the reader's own view of
+        it, which spares a new memoryview per read."""
+        if self._start == self.end:
+            self._start = self.end = 0
+            return self._view
+        return self.get_buffer(sizehint)
+
     def shrink(self) -> bool:
         """Go back to the initial buffer size if the buffer grew and holds nothing.
 

@@ -69,19 +69,18 @@ def _xor_wide(buf: bytearray, start: int, end: int, key: bytes) -> None:
         buf[start + i : end : 4] = buf[start + i : end : 4].translate(_XOR_TABLES[key[i]])
 
 
-def _key_at(key: bytes, key_offset: int) -> bytes:
-    """``key`` rotated so that its octet ``key_offset`` comes first (checked)."""
-    if not key_offset and type(key) is bytes and len(key) == 4:
-        return key  # the common case, without a call to _rotated
-    return _rotated(key, key_offset)
-
-
 def apply_mask_wide(data: ReadableBuffer, key: bytes, key_offset: int = 0) -> bytes:
     """Return ``data`` XOR-ed with the repeating 4-byte ``key``, as new bytes."""
-    key = _key_at(key, key_offset)
-    if isinstance(data, memoryview) and not data.c_contiguous:
-        data = data.tobytes()
-    size = len(data) if not isinstance(data, memoryview) else data.nbytes
+    if key_offset or type(key) is not bytes or len(key) != 4:
+        key = _rotated(key, key_offset)  # checks the key; else it is used as it is
+    if type(data) is bytes:
+        size = len(data)  # what a client's send() gives: no isinstance() calls
+    elif isinstance(data, memoryview):
+        size = data.nbytes
+        if not data.c_contiguous:
+            data = data.tobytes()
+    else:
+        size = len(data)
     if size == 0:
         return b""
     if size <= _BIG_INT_LIMIT:
@@ -99,7 +98,7 @@ def apply_mask_inplace_wide(
     """XOR ``buf[start:end]`` with the repeating ``key`` in place."""
     if end > start:
         if type(buf) is bytearray and start >= 0 and end <= len(buf):
-            _xor_wide(buf, start, end, _key_at(key, key_offset))
+            _xor_wide(buf, start, end, _rotated(key, key_offset))
         else:  # views, and ranges that slicing clips or counts from the end
             buf[start:end] = apply_mask_wide(memoryview(buf)[start:end], key, key_offset)
 

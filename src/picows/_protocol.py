@@ -376,8 +376,14 @@ class WSProtocol(asyncio.BufferedProtocol):
         if conn.buffered:  # frames that came with the handshake
             self._process_frames(0)
         # The hot path from now on (asyncio looks these up on the instance; uvloop and
-        # TLS keep the class methods, which lead to the same code).
-        self.get_buffer = self._reader.get_buffer  # type: ignore[method-assign]
+        # TLS keep the class methods, which lead to the same code).  asyncio's own
+        # socket transports never release the view they get: they may have the
+        # reader's own (get_read_buffer).
+        reader = self._reader
+        asyncio_owned = type(self._underlying).__module__ == "asyncio.selector_events"
+        self.get_buffer = (  # type: ignore[method-assign]
+            reader.get_read_buffer if asyncio_owned else reader.get_buffer
+        )
         self.buffer_updated = self._process_frames  # type: ignore[method-assign, assignment]
 
     def _log_established(self) -> None:

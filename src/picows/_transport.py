@@ -127,6 +127,7 @@ class WSTransport:
         "_send_buffer_lent",
         "_send_frame",
         "_thread_id",
+        "_unmasked_inline_max",
         "_write",
         "_write_buffer_size",
         "is_client_side",
@@ -172,7 +173,14 @@ class WSTransport:
         self._build = backend.build_frame
         self._build_unmasked = backend.build_unmasked
         self._mask_inplace = backend.apply_mask_inplace
-        self._send_frame = backend.send_frame
+        # The accelerator's build-and-write of masked frames, where frames may go
+        # straight to the socket.
+        self._send_frame = backend.send_frame if self._fd >= 0 else None
+        # send() builds unmasked frames under this size inline (header + payload); the
+        # bytes payloads from WRITELINES_MIN on go to writelines() (_send_data).
+        self._unmasked_inline_max = (
+            0 if backend.build_unmasked else min(_INLINE_MAX, WRITELINES_MIN)
+        )
         keys = connection.mask_keys
         self._next_key = keys.next_key if keys is not None else None
         self.request = request
@@ -309,35 +317,38 @@ class WSTransport:
         if conn.close_sent or conn.state is _CLOSED or self._closing:
             self._ignored("send")
             return
+        # _send_data's branches for frames under 64 KiB, inline.
         next_key = self._next_key
-        if size >= _INLINE_MAX or (
-            size >= WRITELINES_MIN and next_key is None and type(payload) is bytes
-        ):
-            self._send_data(first, payload, size)
-            return
-        # _send_data's small-frame branches, inline.
-        fd = self._fd
         if next_key is not None:
+            if size >= _INLINE_MAX:
+                self._send_data(first, payload, size)
+                return
             key = next_key()  # 5.3: a fresh key
-            send_frame = self._send_frame
-            if send_frame is not None and fd >= 0 and not self._queued and type(payload) is bytes:
+            send_frame = self._send_frame  # None unless frames may go to the socket
+            if send_frame is not None and not self._queued and type(payload) is bytes:
                 # The accelerator builds the masked frame and writes it in one C call.
-                sent = send_frame(fd, first, payload, size, key)
-                if sent == size + (6 if size < 126 else 8):
+                left = send_frame(self._fd, first, payload, size, key)
+                if not left:
                     return
                 # Not all of it (or an error, which asyncio's write reports): the rest
                 # of the same frame goes through asyncio.
                 data = self._build(first, payload, key)
-                self._write(data[sent:] if sent > 0 else data)
+                self._write(data[len(data) - left :] if left > 0 else data)
                 return
             data = self._build(first, payload, key)
-        elif self._build_unmasked:
-            data = self._build(first, payload)
-        elif size < 126:
-            data = _PACK_7(first, size) + payload
+        elif size < self._unmasked_inline_max or (
+            # A view is never handed to writelines(): inline up to 64 KiB.
+            size < _INLINE_MAX and type(payload) is not bytes and not self._build_unmasked
+        ):
+            if size < 126:
+                data = _PACK_7(first, size) + payload
+            else:
+                data = _PACK_16(first, LENGTH_16, size) + payload
         else:
-            data = _PACK_16(first, LENGTH_16, size) + payload
+            self._send_data(first, payload, size)
+            return
         # _fast_write, inline.
+        fd = self._fd
         if fd >= 0 and not self._queued:
             try:
                 sent = _os_write(fd, data)
