@@ -196,7 +196,22 @@ def bind_unmask(buffer: bytearray) -> Callable[[int, int], int]:
         xor(buffer, start, end, bytes(buffer[start - 4 : start]))
         return 0
 
-    return unmask
+    def unmask_wide(start: int, end: int) -> int:
+        # unmask() with _xor_wide's short-range XOR inline: one call less per frame.
+        if not 4 <= start <= end <= size:
+            return -1
+        n = end - start
+        if n > _BIG_INT_LIMIT:
+            _xor_wide(buffer, start, end, bytes(buffer[start - 4 : start]))
+            return 0
+        repeated = bytes(buffer[start - 4 : start]) * (n // 4 + 1)
+        masked = int.from_bytes(buffer[start:end], "little") ^ int.from_bytes(
+            repeated[:n], "little"
+        )
+        buffer[start:end] = masked.to_bytes(n, "little")
+        return 0
+
+    return unmask_wide if xor is _xor_wide else unmask
 
 
 # Chosen once, at import (tests/test_accel.py checks that both give the same bytes).
