@@ -5,7 +5,8 @@ also applies its rules (nothing after our CLOSE, control frames of 125 bytes at 
 close codes that may be sent), and hands the bytes to the asyncio transport, which
 never blocks: what the socket cannot take now is queued by asyncio and written later.
 ``send`` inlines the connection's checks and frame building for data frames, the one
-hot path; ``tests/test_connection.py`` checks that it sends what the connection would.
+hot path; ``tests/asyncio/test_send_inline.py`` checks that it sends what the
+connection would.
 """
 
 from __future__ import annotations
@@ -300,8 +301,10 @@ class WSTransport:
         if type(message) is bytes:
             payload: Union[bytes, bytearray, memoryview] = message
             size = len(message)
-        elif type(message) is memoryview and message.format == "B" and message.c_contiguous:
-            payload = message  # an echo's payload
+        elif type(message) is memoryview and message.c_contiguous:
+            # An echo's payload.  Any format: every frame builder copies the raw bytes
+            # of a contiguous view (what _as_payload's tobytes() would give).
+            payload = message
             size = message.nbytes
         else:
             payload = _as_payload(message)

@@ -98,6 +98,10 @@ def _as(kind: str, payload: bytes) -> Any:
         return bytearray(payload)
     if kind == "memoryview":
         return memoryview(b"<" + payload + b">")[1:-1].toreadonly()
+    if kind == "memoryview-c":  # another format than "B"
+        return memoryview(payload).cast("c")
+    if kind == "memoryview-strided":  # not contiguous
+        return memoryview(bytes(b for byte in payload for b in (byte, 0)))[::2]
     if kind == "str":
         return payload.decode("latin-1")
     return payload
@@ -114,7 +118,9 @@ def _wire_payload(kind: str, payload: bytes) -> bytes:
         st.tuples(
             st.sampled_from([0, 1, 2, 9, 10]),
             st.one_of(st.binary(max_size=300), st.sampled_from(SIZES).map(bytes)),
-            st.sampled_from(["bytes", "bytearray", "memoryview", "str"]),
+            st.sampled_from(
+                ["bytes", "bytearray", "memoryview", "memoryview-c", "memoryview-strided", "str"]
+            ),
             st.booleans(),
             st.booleans(),
         ),
