@@ -36,6 +36,7 @@ __all__ = [
     "build_frame",
     "decode_header",
     "decode_headers",
+    "send_frame",
     "set_header_error",
 ]
 
@@ -357,6 +358,14 @@ def build_frame(first: int, payload: ReadableBuffer, mask_key: Optional[bytes] =
     if len(scratch) <= _SCRATCH_KEEP and not _scratch_pool:
         _scratch_pool.append(scratch)
     return frame
+
+
+#: ``send_frame(fd, first, payload, size, key)``: build_frame's masked frame, written
+#: to the descriptor ``fd`` in the same C call, no bytes object in between.  Returns
+#: how many bytes of the frame are left to send (0: all went out; all of them when
+#: the socket was full), or -errno for a failed write.  The C function itself,
+#: unwrapped: the caller (WSTransport.send) passes a bytes payload and a 4-byte key.
+send_frame: Callable[[int, int, bytes, int, bytes], int] = lib.picows_send_frame
 
 
 class SendBuffer:

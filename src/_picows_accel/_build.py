@@ -53,6 +53,8 @@ size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked
                              uint64_t *out);
 size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
                           size_t n, const uint8_t *key);
+long picows_send_frame(int fd, uint8_t first_byte, const uint8_t *payload, size_t n,
+                       const uint8_t *key);
 """
 
 C_SOURCE = '#include "mask.h"\n#include "header.h"\n'

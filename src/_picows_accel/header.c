@@ -13,7 +13,12 @@
  * the same order, so a violation is reported as soon as the bytes that prove it
  * are there, exactly as the Python version does.  Portable C99.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
 
 #include "header.h"
 #include "mask.h"
@@ -178,4 +183,35 @@ size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *paylo
     h += 4;
     picows_mask(payload, dst + h, n, key, 0);
     return h + n;
+}
+
+/* Frames up to this payload size are built on the stack; bigger ones in malloc(). */
+#define SEND_STACK_PAYLOAD 2048
+
+long picows_send_frame(int fd, uint8_t first_byte, const uint8_t *payload, size_t n,
+                       const uint8_t *key)
+{
+#ifdef _WIN32
+    (void)fd; (void)first_byte; (void)payload; (void)n; (void)key;
+    return -ENOSYS;
+#else
+    uint8_t stack[SEND_STACK_PAYLOAD + 14];
+    uint8_t *frame = n <= SEND_STACK_PAYLOAD ? stack : malloc(n + 14);
+    size_t size;
+    ssize_t sent;
+    int error;
+
+    if (frame == NULL)
+        return -ENOMEM;
+    size = picows_build_frame(frame, first_byte, payload, n, key);
+    sent = write(fd, frame, size);
+    error = errno;
+    if (frame != stack)
+        free(frame);
+    if (sent >= 0)
+        return (long)(size - (size_t)sent);
+    if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR)
+        return (long)size; /* nothing written: asyncio queues the whole frame */
+    return -(long)error;
+#endif
 }

@@ -48,4 +48,13 @@ size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked
 size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
                           size_t n, const uint8_t *key);
 
+/* Build the frame picows_build_frame() builds and write() it to the descriptor fd
+   at once, with no Python object in between (the client's send path: one C call
+   per masked frame).  Returns how many bytes of the frame write() did not take: 0
+   when it took them all, the whole frame when the socket was full (EAGAIN) or the
+   call interrupted (EINTR); or -errno for any other failure (-ENOSYS on Windows,
+   where sockets are no file descriptors).  n must be below 2**63. */
+long picows_send_frame(int fd, uint8_t first_byte, const uint8_t *payload, size_t n,
+                       const uint8_t *key);
+
 #endif /* PICOWS_HEADER_H */

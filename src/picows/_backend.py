@@ -105,6 +105,9 @@ class Backend:
     SendBuffer: Callable[[int], Any]
     #: Whether unmasked frames go through build_frame too (else: header + payload).
     build_unmasked: bool
+    #: (fd, first_byte, payload, size, key) -> the bytes left to send, or -errno: a
+    #: masked frame built and written in one call; None where there is none.
+    send_frame: Optional[Callable[[int, int, bytes, int, bytes], int]] = None
 
 
 PYTHON = Backend(
@@ -148,6 +151,8 @@ def _load_cffi() -> Optional[Backend]:
         # (scratch, then bytes), which is cheaper on CPython; on PyPy the Python copy
         # is the slow one.
         build_unmasked=PYPY,
+        # Sockets are file descriptors only off Windows.
+        send_frame=None if sys.platform == "win32" else accel.send_frame,
     )
 
 

@@ -273,7 +273,7 @@ class Connection:
         after failing the connection (:meth:`fail`); frames before the violation
         were returned by earlier calls.
 
-        (``WSProtocol._process_frames`` runs this loop inline, calling the reader
+        (``WSProtocol._frame_dispatcher`` runs this loop inline, calling the reader
         and :meth:`control_frame` / :meth:`check_data_frame` itself; the tests check
         that both deliver the same frames.)
         """

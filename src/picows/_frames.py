@@ -26,13 +26,15 @@ about sockets or asyncio.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import struct
 import sys
 from typing import Callable, Optional, Union
 
 from . import _backend
-from ._backend import BATCH_MIN_FRAMES, Backend
+from ._backend import BATCH_MIN_FRAMES, PYPY, Backend
 from ._header import (
     LENGTH_16,
     LENGTH_64,
@@ -79,7 +81,43 @@ _BATCH_AT: tuple[int, ...] = tuple(
     for second in range(256)
 )
 
+# next_frame's fast path, by byte 0 and by byte 1 of a header: whether byte 0 is a
+# data frame's (CONTINUATION, TEXT or BINARY) with no RSV bit, or any (allow_rsv);
+# the 7-bit length field, or 127 (never a fast frame) when the MASK bit is not what
+# the reader expects (5.1); and the frame's WSMsgType and FIN bit.
+_FAST_FIRST: dict[bool, tuple[bool, ...]] = {
+    allow_rsv: tuple(
+        b & (OPCODE_BITS if allow_rsv else OPCODE_BITS | RSV_BITS) <= 2 for b in range(256)
+    )
+    for allow_rsv in (False, True)
+}
+_FAST_LENGTH: dict[bool, tuple[int, ...]] = {
+    masked: tuple(
+        b & LENGTH_BITS if bool(b & MASK_BIT) == masked else LENGTH_64 for b in range(256)
+    )
+    for masked in (False, True)
+}
+_MSG_TYPE_OF: tuple[WSMsgType, ...] = tuple(_MSG_TYPES[b & OPCODE_BITS] for b in range(256))
+_FIN_OF: tuple[int, ...] = tuple(b >> 7 for b in range(256))
+# No batch decoder: no read is ever big enough.
+_NO_BATCH: tuple[int, ...] = (sys.maxsize,) * 256
+
 ReadableBuffer = Union[bytes, bytearray, memoryview]
+
+# A WSFrame slices a read-only view of the receive buffer, so that its payload views
+# are read-only at no cost per frame (on CPython; get_payload_as_memoryview says why not on PyPy).
+_SLICE_READONLY = PYPY
+
+
+def _frame_view(view: memoryview) -> memoryview:
+    """The view of the receive buffer a WSFrame keeps."""
+    return view if _SLICE_READONLY or view.readonly else view.toreadonly()
+
+
+# MaskKeySource: masking keys per os.urandom() call, and the unpacker that cuts one
+# batch of random bytes into a tuple of 4-byte keys.
+_KEY_BATCH = 64
+_SPLIT_KEYS = struct.Struct("4s" * _KEY_BATCH)
 
 
 class WSFrame:
@@ -119,7 +157,7 @@ class WSFrame:
         tail_size: int,
     ) -> None:
         self._reader = reader
-        self._view = view  # of the whole receive buffer
+        self._view = _frame_view(view)  # of the whole receive buffer
         self._start = start
         self._first = first_byte
         self.msg_type = msg_type
@@ -151,9 +189,11 @@ class WSFrame:
     def get_payload_as_memoryview(self) -> memoryview:
         """A read-only, zero-copy view of the payload in the receive buffer."""
         start = self._start
-        # Made read-only per slice: on PyPy, slices of a read-only view of the
-        # whole buffer copy ~1000x slower than slices of a plain view.
-        return self._view[start : start + self.payload_size].toreadonly()
+        if _SLICE_READONLY:
+            # PyPy: made read-only per slice, as slices of a read-only view of the
+            # whole buffer copy ~1000x slower there than slices of a plain view.
+            return self._view[start : start + self.payload_size].toreadonly()
+        return self._view[start : start + self.payload_size]  # of a read-only view
 
     def get_payload_as_bytes(self) -> bytes:
         start = self._start
@@ -231,6 +271,7 @@ class FrameReader:
     __slots__ = (
         "_allow_rsv",
         "_batch",
+        "_batch_at",
         "_batch_next",
         "_batch_stop",
         "_bind_unmask",
@@ -240,10 +281,11 @@ class FrameReader:
         "_decode_headers",
         "_expect_masked",
         "_fast_first",
+        "_fast_length",
         "_frame",
-        "_mask_bit",
         "_max_frame_size",
         "_needed",
+        "_short_header",
         "_start",
         "_unmask",
         "_view",
@@ -268,12 +310,13 @@ class FrameReader:
         # 5.2 RSV1-3: "MUST be 0 unless an extension is negotiated".
         self._allow_rsv = allow_rsv
         backend = backend or _backend.ACTIVE
-        # The inline fast path of next_frame (see there): small data frames whose
-        # header needs no other check than these three.
-        self._mask_bit = MASK_BIT if self._expect_masked else 0
-        self._fast_first = OPCODE_BITS if allow_rsv else OPCODE_BITS | RSV_BITS
+        # The tables of next_frame's inline fast path (see there).
+        self._fast_first = _FAST_FIRST[allow_rsv]
+        self._fast_length = _FAST_LENGTH[self._expect_masked]
+        self._short_header = 6 if self._expect_masked else 2
         self._decode_header = backend.decode_header
         self._decode_headers = backend.decode_headers
+        self._batch_at = _BATCH_AT if backend.decode_headers is not None else _NO_BATCH
         self._bind_unmask = backend.bind_unmask
         self.initial_size = max(read_buffer_init_size, 2048)
         #: Whether the buffer grew past its initial size (the owner may call shrink()).
@@ -311,7 +354,7 @@ class FrameReader:
         self._unmask: Callable[[int, int], int] = self._bind_unmask(buffer)
         frame = getattr(self, "_frame", None)
         if frame is not None:
-            frame._view = self._view
+            frame._view = _frame_view(self._view)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Free space at the end of the buffer, for the next read to fill."""
@@ -342,6 +385,15 @@ class FrameReader:
             self._start, self.end = 0, pending
             end = pending
         return self._view[end:]
+
+    def get_read_buffer(self, sizehint: int = -1) -> memoryview:
+        """:meth:`get_buffer` for an event loop that never releases what it gets
+        (asyncio's selector loop): when the buffer is empty, the reader's own view of
+        it, which spares a new memoryview per read."""
+        if self._start == self.end:
+            self._start = self.end = 0
+            return self._view
+        return self.get_buffer(sizehint)
 
     def shrink(self) -> bool:
         """Go back to the initial buffer size if the buffer grew and holds nothing.
@@ -417,11 +469,12 @@ class FrameReader:
             self._batch_next = i + 3
         elif end - start < 2:
             return None
-        elif self._decode_headers is not None and end - start >= _BATCH_AT[buffer[start + 1]]:
+        elif end - start >= self._batch_at[second := buffer[start + 1]]:
             # Room for many frames like the first: one C call that decodes every
             # complete header costs less than a Python decode per frame.  (It raises
             # for a bad first header; a later one ends the batch and is raised when
             # its turn comes.)
+            assert self._decode_headers is not None
             batch = self._decode_headers(
                 buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
             )
@@ -443,26 +496,19 @@ class FrameReader:
             # CONTINUATION, TEXT or BINARY frame (RSV bits only where allowed), masked
             # as 5.1 demands, with a 7-bit or a minimal 16-bit length within
             # max_frame_size.  Anything else goes to decode_header, the reference,
-            # which reports every violation; test_header checks both agree.
+            # which reports every violation; test_header checks both agree.  Tables
+            # indexed by the header bytes stand for the bit tests: a subscript costs
+            # CPython less than an `&`.
             first = buffer[start]
-            second = buffer[start + 1]
-            length = second & LENGTH_BITS
-            header_size = 2
-            if length >= LENGTH_16:
-                if length == LENGTH_16 and end - start >= 4:
-                    length = (buffer[start + 2] << 8) | buffer[start + 3]
-                    header_size = 4 if length >= LENGTH_16 else 0
-                else:
-                    header_size = 0
-            if (
-                header_size
-                and first & self._fast_first <= 2
-                and second & MASK_BIT == self._mask_bit
-                and length <= self._max_frame_size
-            ):
-                if self._mask_bit:
-                    header_size += 4
+            length = self._fast_length[second]  # 127 if the MASK bit is wrong
+            if length < LENGTH_16:
+                header_size = self._short_header
+            elif length == LENGTH_16 and end - start >= 4:
+                length = (buffer[start + 2] << 8) | buffer[start + 3]
+                header_size = self._short_header + 2 if length >= LENGTH_16 else 0
             else:
+                header_size = 0
+            if not (header_size and self._fast_first[first] and length <= self._max_frame_size):
                 header = self._decode_header(
                     buffer, start, end, self._expect_masked, self._allow_rsv, self._max_frame_size
                 )
@@ -483,8 +529,8 @@ class FrameReader:
         frame = self._frame  # its _view is set with the buffer (_set_buffer)
         frame._start = payload_start
         frame._first = first
-        frame.msg_type = _MSG_TYPES[first & OPCODE_BITS]
-        frame.fin = first >> 7
+        frame.msg_type = _MSG_TYPE_OF[first]
+        frame.fin = _FIN_OF[first]
         frame.payload_size = length
         frame.tail_size = end - frame_end
         return frame
@@ -500,25 +546,23 @@ class MaskKeySource:
     """Masking keys from a strong source (RFC 6455 10.3), drawn in batches.
 
     "The masking key needs to be unpredictable; thus, the masking key MUST be
-    derived from a strong source of entropy".  One ``os.urandom`` call serves 1024
-    frames, which keeps the per-frame cost to a slice.
+    derived from a strong source of entropy".  One ``os.urandom`` call serves
+    ``_BATCH`` frames.  ``next_key`` runs no Python code per key: it is the
+    ``__next__`` of an iterator chain made of C builtins (``urandom`` batches, cut into
+    4-byte keys by one ``struct`` unpack each), which the client's send path calls
+    once per frame.
     """
 
-    __slots__ = ("_pool", "_pos")
+    __slots__ = ("next_key",)
 
-    _BATCH = 4096
+    #: Keys per os.urandom() call (each batch is kept as that many bytes objects).
+    _BATCH = _KEY_BATCH
 
     def __init__(self) -> None:
-        self._pool = b""
-        self._pos = 0
-
-    def next_key(self) -> bytes:
-        pos = self._pos
-        if pos >= len(self._pool):
-            self._pool = os.urandom(self._BATCH)
-            pos = 0
-        self._pos = pos + 4
-        return self._pool[pos : pos + 4]
+        batches = iter(functools.partial(os.urandom, 4 * self._BATCH), None)
+        keys = itertools.chain.from_iterable(map(_SPLIT_KEYS.unpack, batches))
+        #: A fresh 4-byte key (bytes) per call.
+        self.next_key: Callable[[], bytes] = keys.__next__
 
 
 def encode_frame_header(

@@ -126,6 +126,7 @@ BATCH_FRAMES = 64
 
 _UNPACK_16 = struct.Struct("!H").unpack_from
 _UNPACK_64 = struct.Struct("!Q").unpack_from
+_PACK_7 = struct.Struct("!BB").pack
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
 
@@ -324,7 +325,10 @@ def build_frame(first: int, payload: ReadableBuffer, mask_key: Optional[bytes] =
         raise ValueError(f"byte 0 of a header must be in 0..255, got {first}")
     if mask_key is not None:
         masked = apply_mask(payload, mask_key)  # checks the key
-        return encode_header(first, len(masked), bytes(mask_key)) + masked
+        size = len(masked)
+        if size <= MAX_LENGTH_7:  # what encode_header does, without its call
+            return _PACK_7(first, MASK_BIT | size) + bytes(mask_key) + masked
+        return encode_header(first, size, bytes(mask_key)) + masked
     if isinstance(payload, memoryview) and not payload.c_contiguous:
         payload = payload.tobytes()
     size = payload.nbytes if isinstance(payload, memoryview) else len(payload)

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import socket
 import time
-from typing import Any, Callable, Optional, Union, cast
+from typing import Any, Callable, Optional, cast
 
 from . import _backend
 from ._backend import BACKEND
@@ -35,14 +34,24 @@ from ._handshake import (
 )
 from ._http11 import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 from ._listener import WSListener, overrides
+from ._options import (
+    ConnectionOptions,
+    Logger,
+    connection_logger,
+    error_body,
+    set_nodelay,
+)
 from ._transport import WSTransport
 from ._types import PICOWS_DEBUG_LL, WSAutoPingStrategy, WSCloseCode
 
 __all__ = ["CLOSE_TIMEOUT", "ConnectionOptions", "WSProtocol"]
 
-Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
-
 _CONNECTING = State.CONNECTING
+
+#: After we send CLOSE, the TCP connection ends within this many seconds, whether or
+#: not the peer answers (websockets waits as long).  7.1.1: the server closes first;
+#: a peer that never answers, or never closes, must not hold the connection forever.
+CLOSE_TIMEOUT = 10.0
 
 # Upstream waits this long between sending a failure CLOSE and dropping the TCP
 # connection, so the CLOSE has a chance to reach the peer before a reset.
@@ -52,118 +61,12 @@ _FAIL_DISCONNECT_DELAY = 0.01
 # peer's EOF (WSProtocol._after_failure).
 _FAIL_LINGER_TIMEOUT = 1.0
 
-#: After we send CLOSE, the TCP connection ends within this many seconds, whether or
-#: not the peer answers (websockets waits as long).  7.1.1: the server closes first;
-#: a peer that never answers, or never closes, must not hold the connection forever.
-CLOSE_TIMEOUT = 10.0
-
 # How long a refused client may keep sending when there is no handshake timeout.
 _LINGER_TIMEOUT = 5.0
 
 # A receive buffer that grew for a big frame goes back to its initial size once the
 # connection has been quiet for this long (Connection.shrink_buffers).
 _SHRINK_DELAY = 1.0
-
-
-class ConnectionOptions:
-    """The per-connection settings shared by ``ws_connect`` and ``ws_create_server``."""
-
-    __slots__ = (
-        "auto_ping_idle_timeout",
-        "auto_ping_reply_timeout",
-        "auto_ping_strategy",
-        "close_timeout",
-        "disconnect_on_exception",
-        "enable_auto_ping",
-        "enable_auto_pong",
-        "logger",
-        "max_frame_size",
-        "read_buffer_init_size",
-        "websocket_handshake_timeout",
-    )
-
-    def __init__(
-        self,
-        *,
-        logger: Logger,
-        disconnect_on_exception: bool,
-        websocket_handshake_timeout: Optional[float],
-        enable_auto_ping: bool,
-        auto_ping_idle_timeout: float,
-        auto_ping_reply_timeout: float,
-        auto_ping_strategy: WSAutoPingStrategy,
-        enable_auto_pong: bool,
-        max_frame_size: int,
-        read_buffer_init_size: int,
-    ) -> None:
-        if enable_auto_ping and auto_ping_reply_timeout > auto_ping_idle_timeout:
-            raise ValueError(
-                "auto_ping_reply_timeout must not be greater than auto_ping_idle_timeout"
-            )
-        if max_frame_size < 0:
-            raise ValueError("max_frame_size must not be negative")
-        self.logger = logger
-        self.disconnect_on_exception = disconnect_on_exception
-        self.websocket_handshake_timeout = websocket_handshake_timeout
-        self.enable_auto_ping = enable_auto_ping
-        self.auto_ping_idle_timeout = auto_ping_idle_timeout
-        self.auto_ping_reply_timeout = auto_ping_reply_timeout
-        self.auto_ping_strategy = WSAutoPingStrategy(auto_ping_strategy)
-        self.enable_auto_pong = enable_auto_pong
-        self.max_frame_size = max_frame_size
-        self.read_buffer_init_size = read_buffer_init_size
-        self.close_timeout = CLOSE_TIMEOUT
-
-
-class _ConnectionLogger(logging.Logger):
-    """A per-connection child logger whose level checks always ask its parents.
-
-    ``Logger.isEnabledFor`` caches its answers, and only registered loggers have
-    their cache cleared by ``setLevel``: this one is not registered, so it skips
-    the cache and follows runtime level changes of ``picows`` and its parents.
-    """
-
-    def isEnabledFor(self, level: int) -> bool:
-        if self.disabled or self.manager.disable >= level:
-            return False
-        return level >= self.getEffectiveLevel()
-
-
-def _connection_logger(parent: Logger, transport: asyncio.BaseTransport) -> Logger:
-    """A child logger ``<parent>.<fd>`` that is not registered with ``logging``.
-
-    ``logging.getLogger`` would keep one logger per file descriptor forever; a
-    hand-made child is freed with its connection.  Its level is NOTSET: the
-    parent's level, as it is at each call, decides.
-    """
-    if isinstance(parent, logging.LoggerAdapter):
-        return parent
-    sock = transport.get_extra_info("socket")
-    fd = sock.fileno() if sock is not None else -1
-    child = _ConnectionLogger(f"{parent.name}.{fd}")
-    child.parent = parent
-    return child
-
-
-def _error_body(exc: BaseException) -> bytes:
-    """``str(exc)`` as UTF-8, the body of a 400 or 500 (as upstream sends it).
-
-    Header values are decoded with surrogateescape, so a message that quotes one
-    may hold lone surrogates, which UTF-8 cannot encode: they are escaped.
-    """
-    return str(exc).encode("utf-8", "backslashreplace")
-
-
-def _set_nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if hasattr(socket, "TCP_QUICKACK"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-    except OSError:
-        pass
 
 
 class WSProtocol(asyncio.BufferedProtocol):
@@ -194,6 +97,8 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._logger: Logger = options.logger
         self._underlying: Optional[asyncio.Transport] = None
         self._write: Callable[[bytes], None] = lambda data: None
+        #: ``buffer_updated`` once the websocket is open (_frame_dispatcher).
+        self._process_frames: Callable[[int], None] = lambda nbytes: None
         self._handshake_timer: Optional[asyncio.TimerHandle] = None
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._shrink_timer: Optional[asyncio.TimerHandle] = None
@@ -220,8 +125,8 @@ class WSProtocol(asyncio.BufferedProtocol):
         transport = cast(asyncio.Transport, transport)
         self._underlying = transport
         self._write = transport.write
-        self._logger = _connection_logger(self._options.logger, transport)
-        _set_nodelay(transport)
+        self._logger = connection_logger(self._options.logger, transport)
+        set_nodelay(transport)
         timeout = self._options.websocket_handshake_timeout
         if timeout is not None:
             # The client fails ws_connect with a TimeoutError; the server quietly drops
@@ -330,7 +235,7 @@ class WSProtocol(asyncio.BufferedProtocol):
                     self.handshake_done.set_exception(exc)
                 underlying.close()
             else:
-                self._reject(WSUpgradeResponse.create_error_response(400, _error_body(exc)))
+                self._reject(WSUpgradeResponse.create_error_response(400, error_body(exc)))
             return
         if event is None:
             return
@@ -396,7 +301,7 @@ class WSProtocol(asyncio.BufferedProtocol):
                 )
         except Exception as exc:
             self._logger.exception("ws_listener_factory raised an exception")
-            self._reject(WSUpgradeResponse.create_error_response(500, _error_body(exc)))
+            self._reject(WSUpgradeResponse.create_error_response(500, error_body(exc)))
             return
         if response.status != 101:
             self._reject(response)
@@ -407,7 +312,7 @@ class WSProtocol(asyncio.BufferedProtocol):
             self._reject(upgrade_required_response())
             return
         except WSHandshakeError as exc:
-            self._reject(WSUpgradeResponse.create_error_response(400, _error_body(exc)))
+            self._reject(WSUpgradeResponse.create_error_response(400, error_body(exc)))
             return
         assert self._underlying is not None and listener is not None
         self._underlying.write(answer)
@@ -471,12 +376,19 @@ class WSProtocol(asyncio.BufferedProtocol):
             listener.on_ws_connected(transport)
         except Exception as exc:
             self._listener_failed(exc, "on_ws_connected", always_disconnect=True)
+        self._process_frames = self._frame_dispatcher()
         if conn.buffered:  # frames that came with the handshake
-            self._process_frames()
+            self._process_frames(0)
         # The hot path from now on (asyncio looks these up on the instance; uvloop and
-        # TLS keep the class methods, which lead to the same code).
-        self.get_buffer = self._reader.get_buffer  # type: ignore[method-assign]
-        self.buffer_updated = self._process_frames  # type: ignore[method-assign]
+        # TLS keep the class methods, which lead to the same code).  asyncio's own
+        # socket transports never release the view they get: they may have the
+        # reader's own (get_read_buffer).
+        reader = self._reader
+        asyncio_owned = type(self._underlying).__module__ == "asyncio.selector_events"
+        self.get_buffer = (  # type: ignore[method-assign]
+            reader.get_read_buffer if asyncio_owned else reader.get_buffer
+        )
+        self.buffer_updated = self._process_frames  # type: ignore[method-assign, assignment]
 
     def _log_established(self) -> None:
         assert self._underlying is not None
@@ -511,58 +423,66 @@ class WSProtocol(asyncio.BufferedProtocol):
 
     # -- frames -------------------------------------------------------------------
 
-    def _process_frames(self, nbytes: int = 0) -> None:
-        """``nbytes`` more arrived: take every frame out and dispatch it.
+    def _frame_dispatcher(self) -> Callable[[int], None]:
+        """The open websocket's ``buffer_updated(nbytes)``: ``nbytes`` more arrived;
+        take every frame out and dispatch it.
 
-        Bound as the open websocket's ``buffer_updated``.  The loop is
-        Connection.next_frame's, inline (one call less per frame on the hot path):
-        the reader parses, the connection rules on control frames and, when asked,
-        on data frames; tests/sansio/test_connection.py checks both agree.
+        The loop is Connection.next_frame's, inline (one call less per frame on the
+        hot path): the reader parses, the connection rules on control frames and,
+        when asked, on data frames; tests/sansio/test_connection.py checks both
+        agree.  A closure over what never changes once the websocket is open, so
+        that a read looks none of it up again.
         """
         reader = self._reader
-        reader.end += nbytes
-        if self._track_data_time:
-            # Any received bytes count as activity for PING_WHEN_IDLE.
-            self._last_data_time = self._loop.time()
+        conn = self._conn
         transport = self.transport
         listener = self.listener
         assert transport is not None and listener is not None
-        conn = self._conn
         next_frame = reader.next_frame
         pending = conn.pending
         checks = conn.checks_messages
         on_ws_frame = listener.on_ws_frame
-        while True:
-            try:
-                frame = next_frame()
-                if frame is None:
+        # Any received bytes count as activity for PING_WHEN_IDLE.
+        track_data_time = self._track_data_time
+        loop_time = self._loop.time
+
+        def process_frames(nbytes: int = 0) -> None:
+            reader.end += nbytes
+            if track_data_time:
+                self._last_data_time = loop_time()
+            while True:
+                try:
+                    frame = next_frame()
+                    if frame is None:
+                        break
+                    if frame.msg_type >= 8:
+                        if not conn.control_frame(frame):
+                            self._flush()  # the PONG auto-pong answered with, in order
+                            continue
+                    elif checks:
+                        conn.check_data_frame(frame)
+                except WSProtocolError as exc:
+                    conn.fail(exc)
+                    self._logger.info("Protocol error, disconnecting: %s", exc)
+                    self._after_failure()
+                    return
+                if pending:
+                    self._flush()
+                if self._pong_waiter is not None and self._is_awaited_pong(listener, frame):
+                    continue
+                try:
+                    on_ws_frame(transport, frame)
+                except Exception as exc:
+                    self._listener_failed(exc, "on_ws_frame")
+                if not frame.tail_size:
+                    # Nothing else buffered: spare the next_frame() call that says so
+                    # (most reads hold exactly one frame).
                     break
-                if frame.msg_type >= 8:
-                    if not conn.control_frame(frame):
-                        self._flush()  # the PONG auto-pong answered with, in order
-                        continue
-                elif checks:
-                    conn.check_data_frame(frame)
-            except WSProtocolError as exc:
-                conn.fail(exc)
-                self._logger.info("Protocol error, disconnecting: %s", exc)
-                self._after_failure()
-                return
-            if pending:
-                self._flush()
-            if self._pong_waiter is not None and self._is_awaited_pong(listener, frame):
-                continue
-            try:
-                on_ws_frame(transport, frame)
-            except Exception as exc:
-                self._listener_failed(exc, "on_ws_frame")
-            if not frame.tail_size:
-                # Nothing else buffered: spare the next_frame() call that says so
-                # (most reads hold exactly one frame).
-                break
-        if reader.grown and self._shrink_timer is None:
-            # The receive buffer grew for a big frame: give it back once quiet.
-            self._shrink_timer = self._loop.call_later(_SHRINK_DELAY, self._shrink_when_idle)
+            if reader.grown and self._shrink_timer is None:
+                # The receive buffer grew for a big frame: give it back once quiet.
+                self._shrink_timer = self._loop.call_later(_SHRINK_DELAY, self._shrink_when_idle)
+
+        return process_frames
 
     def _is_awaited_pong(self, listener: WSListener, frame: WSFrame) -> bool:
         try:
@@ -639,14 +559,12 @@ class WSProtocol(asyncio.BufferedProtocol):
     def close_sent(self) -> None:
         """Our CLOSE went out: the TCP connection must end within CLOSE_TIMEOUT."""
         if self._close_timer is None and self._underlying is not None:
-            self._close_timer = self._loop.call_later(
-                self._options.close_timeout, self._close_timed_out
-            )
+            self._close_timer = self._loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
         self._logger.info(
             "No end of the connection within %gs of our CLOSE: disconnecting",
-            self._options.close_timeout,
+            CLOSE_TIMEOUT,
         )
         self._abort_hard()
 

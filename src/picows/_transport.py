@@ -5,12 +5,14 @@ also applies its rules (nothing after our CLOSE, control frames of 125 bytes at 
 close codes that may be sent), and hands the bytes to the asyncio transport, which
 never blocks: what the socket cannot take now is queued by asyncio and written later.
 ``send`` inlines the connection's checks and frame building for data frames, the one
-hot path; ``tests/test_connection.py`` checks that it sends what the connection would.
+hot path; ``tests/asyncio/test_send_inline.py`` checks that it sends what the
+connection would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import struct
@@ -21,26 +23,49 @@ from typing import Any, Optional, Protocol, Union
 from ._backend import SEND_BUFFER_MIN, WRITELINES_MIN
 from ._close import WSCloseHandshake
 from ._connection import Connection, State
-from ._header import FIN_BIT, MAX_HEADER_SIZE, OPCODE_BITS, encode_header, first_byte
+from ._header import (
+    FIN_BIT,
+    LENGTH_16,
+    MAX_HEADER_SIZE,
+    MAX_LENGTH_16,
+    OPCODE_BITS,
+    encode_header,
+    first_byte,
+)
 from ._http11 import WSUpgradeRequest, WSUpgradeResponse
 from ._types import PICOWS_DEBUG_LL, WSCloseCode, WSMsgType
 
 __all__ = ["WSTransport"]
 
 _os_write = os.write
-# Byte 0, then the 7-bit length (5.2): the header of an unmasked frame under 126 bytes.
+# Byte 0, then the 7-bit length (5.2): the header of an unmasked frame under 126 bytes;
+# and with the 16-bit length, under 64 KiB.
 _PACK_7 = struct.Struct("!BB").pack
+_PACK_16 = struct.Struct("!BBH").pack
+
+# send() builds frames whose payload is under this size itself, inline (the 7- and
+# 16-bit lengths, below the reused send buffer); bigger ones go to _send_data.
+_INLINE_MAX = min(MAX_LENGTH_16 + 1, SEND_BUFFER_MIN)
 
 
-def _direct_fd(transport: Any) -> int:
-    """The descriptor frames may be written to directly: only asyncio's own plain
-    socket transports (not TLS, uvloop, aiofastnet or Windows' proactor)."""
+def _direct_fd(transport: Any) -> tuple[int, Any]:
+    """The descriptor frames may be written to directly, and the transport's queue of
+    unsent data; (-1, None) where frames must go through ``transport.write``.
+
+    Only asyncio's own plain socket transports (not TLS, uvloop, aiofastnet or
+    Windows' proactor) qualify.  Their ``_buffer`` (a bytearray up to 3.11, a deque
+    since 3.12) is created once and never replaced, and is empty exactly when
+    ``get_write_buffer_size()`` is 0: testing it spares a Python call per send.
+    """
     if type(transport).__module__ != "asyncio.selector_events":
-        return -1
+        return -1, None
     if transport.get_extra_info("sslcontext") is not None:
-        return -1
+        return -1, None
+    queue = getattr(transport, "_buffer", None)
+    if type(queue) not in (bytearray, collections.deque):
+        return -1, None
     sock = transport.get_extra_info("socket")
-    return -1 if sock is None else int(sock.fileno())
+    return (-1, None) if sock is None else (int(sock.fileno()), queue)
 
 
 Message = Union[str, bytes, bytearray, memoryview, None]
@@ -99,8 +124,11 @@ class WSTransport:
         "_logger",
         "_mask_inplace",
         "_next_key",
+        "_queued",
         "_send_buffer_lent",
+        "_send_frame",
         "_thread_id",
+        "_unmasked_inline_max",
         "_write",
         "_write_buffer_size",
         "is_client_side",
@@ -136,9 +164,9 @@ class WSTransport:
         # Set by disconnect(): asyncio still flushes what it holds, and would append
         # anything written meanwhile; that must not reach the peer.
         self._closing = False
-        # The socket's descriptor where frames may be written straight to it (see
-        # _fast_write), else -1.
-        self._fd = _direct_fd(underlying_transport)
+        # The socket's descriptor where frames may be written straight to it, and
+        # asyncio's queue of unsent bytes (see _fast_write); else -1 and None.
+        self._fd, self._queued = _direct_fd(underlying_transport)
         # Whether the asyncio transport may still hold a reference into the
         # connection's send buffer (see Connection.build_in_buffer).
         self._send_buffer_lent = False
@@ -146,6 +174,14 @@ class WSTransport:
         self._build = backend.build_frame
         self._build_unmasked = backend.build_unmasked
         self._mask_inplace = backend.apply_mask_inplace
+        # The accelerator's build-and-write of masked frames, where frames may go
+        # straight to the socket.
+        self._send_frame = backend.send_frame if self._fd >= 0 else None
+        # send() builds unmasked frames under this size inline (header + payload); the
+        # bytes payloads from WRITELINES_MIN on go to writelines() (_send_data).
+        self._unmasked_inline_max = (
+            0 if backend.build_unmasked else min(_INLINE_MAX, WRITELINES_MIN)
+        )
         keys = connection.mask_keys
         self._next_key = keys.next_key if keys is not None else None
         self.request = request
@@ -200,7 +236,7 @@ class WSTransport:
         after connection_lost: by then the connection is CLOSED and nothing is sent.
         """
         fd = self._fd
-        if fd >= 0 and not self._write_buffer_size():
+        if fd >= 0 and not self._queued:
             try:
                 sent = _os_write(fd, data)
             except (BlockingIOError, InterruptedError):
@@ -213,12 +249,14 @@ class WSTransport:
             data = memoryview(data)[sent:]
         self._write(data)
 
-    def _send_data(self, first: int, payload: Union[bytes, bytearray, memoryview]) -> None:
+    def _send_data(
+        self, first: int, payload: Union[bytes, bytearray, memoryview], size: int
+    ) -> None:
         """Write the data frame whose byte 0 is ``first``; the connection allowed it.
 
-        How depends on the size and the interpreter (``picows._backend``).
+        How depends on the size and the interpreter (``picows._backend``).  ``send``
+        builds the frames under _INLINE_MAX itself; this is the reference for them.
         """
-        size = len(payload) if type(payload) is not memoryview else payload.nbytes
         next_key = self._next_key
         if size >= SEND_BUFFER_MIN:
             busy = self._send_buffer_lent and self._write_buffer_size() > 0
@@ -248,8 +286,11 @@ class WSTransport:
     ) -> None:
         """Send one frame with ``message`` as payload (str is sent as UTF-8)."""
         # The per-message path: Connection.send_frame's checks are inlined for data
-        # frames, and bytes skip _as_payload, which saves three Python calls per send
-        # (about 0.15 us of 0.8 us on CPython 3.11, benchmarks/README.md).
+        # frames, and so are, for frames under 64 KiB, _as_payload for bytes and the
+        # views get_payload_as_memoryview() gives, _send_data and _fast_write: about
+        # 1k CPU instructions less per Python call spared (benchmarks/README.md).
+        # tests/asyncio/test_send_inline.py checks that it sends what the
+        # connection's send_frame would.
         if get_ident() != self._thread_id:
             self._check_thread("send")
         if msg_type == _CLOSE:
@@ -257,7 +298,17 @@ class WSTransport:
                 "WSTransport.send cannot send CLOSE frames: use send_close(), which also "
                 "keeps the closing handshake state"
             )
-        payload = message if type(message) is bytes else _as_payload(message)
+        if type(message) is bytes:
+            payload: Union[bytes, bytearray, memoryview] = message
+            size = len(message)
+        elif type(message) is memoryview and message.c_contiguous:
+            # An echo's payload.  Any format: every frame builder copies the raw bytes
+            # of a contiguous view (what _as_payload's tobytes() would give).
+            payload = message
+            size = message.nbytes
+        else:
+            payload = _as_payload(message)
+            size = len(payload) if type(payload) is not memoryview else payload.nbytes
         if rsv1 or rsv2 or rsv3:
             first = first_byte(msg_type, fin, rsv1, rsv2, rsv3)
         else:
@@ -265,10 +316,54 @@ class WSTransport:
         conn = self._conn
         if first & 0x08:  # a control frame: the connection checks its size
             self._out(conn.send_frame(first, payload), "send")
-        elif conn.close_sent or conn.state is _CLOSED or self._closing:
+            return
+        if conn.close_sent or conn.state is _CLOSED or self._closing:
             self._ignored("send")
+            return
+        # _send_data's branches for frames under 64 KiB, inline.
+        next_key = self._next_key
+        if next_key is not None:
+            if size >= _INLINE_MAX:
+                self._send_data(first, payload, size)
+                return
+            key = next_key()  # 5.3: a fresh key
+            send_frame = self._send_frame  # None unless frames may go to the socket
+            if send_frame is not None and not self._queued and type(payload) is bytes:
+                # The accelerator builds the masked frame and writes it in one C call.
+                left = send_frame(self._fd, first, payload, size, key)
+                if not left:
+                    return
+                # Not all of it (or an error, which asyncio's write reports): the rest
+                # of the same frame goes through asyncio.
+                data = self._build(first, payload, key)
+                self._write(data[len(data) - left :] if left > 0 else data)
+                return
+            data = self._build(first, payload, key)
+        elif size < self._unmasked_inline_max or (
+            # A view is never handed to writelines(): inline up to 64 KiB.
+            size < _INLINE_MAX and type(payload) is not bytes and not self._build_unmasked
+        ):
+            if size < 126:
+                data = _PACK_7(first, size) + payload
+            else:
+                data = _PACK_16(first, LENGTH_16, size) + payload
         else:
-            self._send_data(first, payload)
+            self._send_data(first, payload, size)
+            return
+        # _fast_write, inline.
+        fd = self._fd
+        if fd >= 0 and not self._queued:
+            try:
+                sent = _os_write(fd, data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = -1  # asyncio's write reports the error its own way
+            if sent == len(data):
+                return
+            if sent > 0:
+                data = data[sent:]
+        self._write(data)
 
     def send_reuse_external_bytearray(
         self,

@@ -516,7 +516,7 @@ def random_stream(rng: random.Random, peer: RawPeer) -> bytes:
 async def test_the_inline_loop_delivers_what_the_connection_would(
     harness: Harness, side: str, seed: int
 ) -> None:
-    """WSProtocol._process_frames runs Connection.next_frame's loop inline: over a real
+    """WSProtocol._frame_dispatcher runs Connection.next_frame's loop inline: over a real
     socket, the listener sees exactly the frames Connection.next_frame returns for the
     same bytes, and the connection fails the same way."""
     pair = await harness.open(side)

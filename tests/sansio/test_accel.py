@@ -12,8 +12,11 @@ The tests skip when the extension is not built, except
 
 from __future__ import annotations
 
+import errno
 import itertools
 import random
+import socket
+import sys
 from types import ModuleType
 from typing import Callable, Optional, Union
 
@@ -125,6 +128,7 @@ def test_backend_info(accel: ModuleType) -> None:
         "build_frame",
         "SendBuffer",
         "HeaderViolation",
+        "send_frame",
         "set_header_error",
     }
 
@@ -517,6 +521,45 @@ def test_send_buffer_matches_pure(
         expected = expected_frame(first, payload, key)
         assert bytes(py_buffer.build(first, shape(payload), key)) == expected
         assert bytes(c_buffer.build(first, shape(payload), key)) == expected
+
+
+@FAST
+@given(
+    first=st.integers(0, 255),
+    payload=st.one_of(st.binary(max_size=300), st.binary(min_size=2040, max_size=70000)),
+    key=keys,
+)
+def test_send_frame_writes_what_build_frame_builds(
+    accel: ModuleType, first: int, payload: bytes, key: bytes
+) -> None:
+    # WSTransport.send's client fast path: one C call builds and writes the frame
+    # (on the stack up to 2048 payload bytes, in malloc() above).
+    if sys.platform == "win32":
+        pytest.skip("no file descriptors for sockets")
+    left, right = socket.socketpair()
+    with left, right:
+        right.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        expected = expected_frame(first, payload, key)
+        unsent = accel.send_frame(left.fileno(), first, payload, len(payload), key)
+        assert 0 <= unsent < len(expected)
+        received = b""
+        while len(received) < len(expected) - unsent:
+            received += right.recv(1 << 20)
+        assert received == expected[: len(expected) - unsent]
+
+
+def test_send_frame_leaves_a_full_socket_and_reports_errors(accel: ModuleType) -> None:
+    if sys.platform == "win32":
+        pytest.skip("no file descriptors for sockets")
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    with left, right:
+        # A full socket (EAGAIN): the whole frame is left to send.
+        while accel.send_frame(left.fileno(), 0x82, b"x" * 60000, 60000, b"abcd") == 0:
+            pass
+        assert accel.send_frame(left.fileno(), 0x82, b"x", 1, b"abcd") == 7
+    assert accel.send_frame(left.fileno(), 0x82, b"x", 1, b"abcd") == -errno.EBADF
 
 
 @pytest.mark.parametrize(

@@ -144,3 +144,22 @@ def test_mask_into_variants_agree(
         dst = bytearray(b"\xee" * (dst_start + len(data) + spare))
         mask_into(dst, dst_start, SHAPES[shape](data), key)
         assert dst == expected
+
+
+@FAST
+@given(
+    data=st.binary(min_size=4, max_size=6000),
+    start=st.integers(0, 6000),
+    end=st.integers(0, 6000),
+)
+def test_bind_unmask_unmasks_with_the_key_before_start(data: bytes, start: int, end: int) -> None:
+    # The receive path's unmasker (a short cut to the in-place XOR of the interpreter's
+    # variant) against the reference: the 4 bytes before start are the key (5.2).
+    buf = bytearray(data)
+    result = _mask.bind_unmask(buf)(start, end)
+    if not 4 <= start <= end <= len(data):
+        assert result == -1 and buf == data
+        return
+    assert result == 0
+    key = data[start - 4 : start]
+    assert buf == data[:start] + cycle_mask(data[start:end], key) + data[end:]
