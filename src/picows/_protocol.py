@@ -57,8 +57,10 @@ CLOSE_TIMEOUT = 10.0
 # connection, so the CLOSE has a chance to reach the peer before a reset.
 _FAIL_DISCONNECT_DELAY = 0.01
 
-# After failing a connection we half-close it and wait at most this long for the
-# peer's EOF (WSProtocol._after_failure).
+# After failing a connection we half-close it and drop what still arrives: we close
+# once nothing came for _FAIL_QUIET seconds, and after _FAIL_LINGER_TIMEOUT at most
+# (WSProtocol._after_failure).
+_FAIL_QUIET = 0.1
 _FAIL_LINGER_TIMEOUT = 1.0
 
 # How long a refused client may keep sending when there is no handshake timeout.
@@ -101,6 +103,7 @@ class WSProtocol(asyncio.BufferedProtocol):
         self._process_frames: Callable[[int], None] = lambda nbytes: None
         self._handshake_timer: Optional[asyncio.TimerHandle] = None
         self._close_timer: Optional[asyncio.TimerHandle] = None
+        self._dropped = False  # bytes came after the connection failed (_linger)
         self._shrink_timer: Optional[asyncio.TimerHandle] = None
         self._lingering = False
         #: Resolved with (transport, listener) when the client handshake completes.
@@ -521,19 +524,36 @@ class WSProtocol(asyncio.BufferedProtocol):
         Closing a socket that still has unread input makes the kernel send a reset,
         which can destroy our CLOSE before the peer reads it.  So, where the transport
         can, we half-close (the peer reads the CLOSE, then EOF) and drop whatever still
-        arrives until the peer closes too, for at most _FAIL_LINGER_TIMEOUT.
+        arrives; we close when the peer does, or once it has sent nothing for
+        _FAIL_QUIET seconds, and within _FAIL_LINGER_TIMEOUT whatever it does.
         """
         self._flush()
         underlying = self._underlying
         if underlying is None or underlying.is_closing():
             return
-        delay = _FAIL_DISCONNECT_DELAY
-        if underlying.can_write_eof():  # not TLS: close_notify does this job there
-            underlying.write_eof()
-            delay = _FAIL_LINGER_TIMEOUT
         if self._close_timer is not None:
             self._close_timer.cancel()
-        self._close_timer = self._loop.call_later(delay, self._close_transport)
+        if not underlying.can_write_eof():  # TLS: close_notify does this job there
+            self._close_timer = self._loop.call_later(_FAIL_DISCONNECT_DELAY, self._close_transport)
+            return
+        underlying.write_eof()
+        self._process_frames = self._drop  # also reached by uvloop and TLS
+        self.buffer_updated = self._drop  # type: ignore[method-assign]
+        deadline = self._loop.time() + _FAIL_LINGER_TIMEOUT
+        self._close_timer = self._loop.call_later(_FAIL_QUIET, self._linger, deadline)
+
+    def _drop(self, nbytes: int) -> None:
+        """``buffer_updated`` once the connection failed: the bytes are dropped."""
+        self._dropped = True
+        self._reader.end += nbytes
+        self._reader.discard_rest()
+
+    def _linger(self, deadline: float) -> None:
+        if self._dropped and self._loop.time() < deadline:
+            self._dropped = False  # the peer is still sending: wait for it to stop
+            self._close_timer = self._loop.call_later(_FAIL_QUIET, self._linger, deadline)
+        else:
+            self._close_transport()
 
     def _flush(self) -> None:
         """Write what the connection decided to send on its own, in order."""

@@ -518,6 +518,29 @@ async def test_a_failed_connection_reads_on_until_the_peer_closes(guard: Guard) 
     await guard.assert_clean()
 
 
+async def test_a_failed_connection_ends_in_bounded_time_while_the_peer_sends(
+    guard: Guard,
+) -> None:
+    """The wait for a failed connection's peer to stop sending has a bound: a peer that
+    never stops is cut off within _FAIL_LINGER_TIMEOUT."""
+    async with serve() as server:
+        peer = await connect_raw_client(server.port)
+        listener = await asyncio.wait_for(server.new_listener.get(), TIMEOUT)
+        await listener.wait_connected()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        peer.send_raw(b"\x82\x01x")  # unmasked, from a client: 5.1 fails the connection
+        disconnected = asyncio.ensure_future(listener.wait_disconnected(TIMEOUT))
+        while not disconnected.done():  # a byte every 20 ms, until picows hangs up
+            peer.send_raw(b"\x00")
+            await asyncio.wait({disconnected}, timeout=0.02)
+        await disconnected
+        assert loop.time() - started < picows._protocol._FAIL_LINGER_TIMEOUT + 1
+        assert listener.disconnected_calls == 1
+        peer.abort()
+    await guard.assert_clean()
+
+
 # ---------------------------------------------------------------------------
 # A peer that stops reading.
 

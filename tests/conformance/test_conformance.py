@@ -273,7 +273,8 @@ async def expect_failure(session: Session, code: int) -> None:
     assert reply.opcode == CLOSE_OPCODE, f"expected CLOSE({code}), got {reply}"
     assert reply.close_code == code, f"expected CLOSE({code}), got {reply.close_code}: {reply}"
     reply.close_reason  # noqa: B018 -- the reason must be UTF-8 (this decodes it)
-    # The raw peer keeps the connection open: the EOF means our side dropped it.
+    # The raw peer keeps the connection open: the EOF means our side ended it (a
+    # half-close, then a close once the peer has gone quiet).
     assert await within(peer.read_until_eof(), STEP_TIMEOUT, "TCP close after CLOSE") == []
     transport = session.transport
     if session.side == "client":
