@@ -469,7 +469,7 @@ class FrameReader:
             self._batch_next = i + 3
         elif end - start < 2:
             return None
-        elif end - start >= self._batch_at[second := buffer[start + 1]]:
+        elif end - start >= self._batch_at[(second := buffer[start + 1])]:
             # Room for many frames like the first: one C call that decodes every
             # complete header costs less than a Python decode per frame.  (It raises
             # for a bad first header; a later one ends the batch and is raised when
