@@ -370,6 +370,10 @@ class FrameReader:
         # (upstream's rule): first move the unread bytes to the front, then grow.
         if capacity - end <= max(256, capacity // 10):
             pending = end - start
+            if end < capacity and start + self._needed <= capacity < 2 * pending:
+                # A big frame that fits where it is: its last bytes go to the end.
+                # (Moving it would copy nearly the whole buffer on every read.)
+                return self._view[end:]
             if start > 0 and pending <= capacity // 2:
                 buffer[:pending] = buffer[start:end]  # same-size slice assignment
             else:

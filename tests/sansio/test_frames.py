@@ -847,6 +847,28 @@ def test_buffer_grows_with_the_bytes_that_arrive() -> None:
     assert not reader.shrink()  # nothing more to give back
 
 
+def test_a_big_frame_is_copied_only_when_the_buffer_grows() -> None:
+    """Receiving a big frame in small reads moves its bytes once per doubling of the
+    buffer, and never again once the buffer has room for the whole frame."""
+    payload = os.urandom(1 << 20)
+    wire = encode_frame(BINARY, payload, mask_key=RFC_KEY)
+    reader = FrameReader(is_client=False, read_buffer_init_size=16384)
+    buffers = []  # each distinct bytearray the reads went into
+    pos = 0
+    while pos < len(wire):
+        view = reader.get_buffer(16384)
+        if not buffers or view.obj is not buffers[-1]:
+            buffers.append(view.obj)
+        size = min(len(view), 16384, len(wire) - pos)
+        view[:size] = wire[pos : pos + size]
+        reader.buffer_updated(size)
+        pos += size
+        assert reader.next_frame() is None or pos == len(wire)
+    # 16 KiB doubled up to the frame's size: 16, 32, ..., 512 KiB, then ~1 MiB.
+    assert len(buffers) <= 8, [len(b) for b in buffers]
+    assert len(buffers[-1]) < len(wire) + 4096
+
+
 def test_shrink_keeps_a_buffer_that_holds_bytes() -> None:
     wire = encode_frame(BINARY, bytes(50_000), mask_key=RFC_KEY)
     reader = FrameReader(is_client=False, read_buffer_init_size=2048)
