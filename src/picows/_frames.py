@@ -595,8 +595,8 @@ def encode_frame(
 ) -> bytes:
     """A whole frame: header and payload, masked with ``mask_key`` when given (5.2, 5.3).
 
-    The connection sends its control frames with it; ``backend`` defaults to the
-    active one.
+    A Sans-I/O helper for tests and tools (the connection builds its own frames with
+    the backend's ``build_frame``); ``backend`` defaults to the active one.
     """
     build = (backend or _backend.ACTIVE).build_frame
     return build(first_byte(opcode, fin, rsv1, rsv2, rsv3), payload, mask_key)
