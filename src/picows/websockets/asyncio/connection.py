@@ -169,11 +169,12 @@ class Connection(Receiving, Sending, WSListener):
             try:
                 self._data_frame(frame, msg_type)
             except WSProtocolError as exc:
-                # Failed here rather than by the core, which would log a traceback
-                # for what is the peer's fault.
+                # The core fails the connection with the error's code (7.1.7): its
+                # CLOSE, a half-close, and the end of TCP once the peer has stopped
+                # sending, so that no reset destroys the CLOSE (WSProtocol._after_failure).
                 self.logger.debug("failing the connection: %s", exc)
                 self._failed = True
-                self._fail(exc.code, str(exc))
+                raise
         elif msg_type is _PONG:
             self._acknowledge_pings(frame.get_payload_as_bytes())
         elif msg_type is _CLOSE:
