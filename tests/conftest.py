@@ -228,8 +228,10 @@ def net_mode(
 @pytest.fixture(scope="session")
 def accel() -> ModuleType:
     """``_picows_accel``; its tests are skipped where it is not built (the pure-only
-    install), and test_accel.py fails when PICOWS_REQUIRE_EXTENSIONS says it must be."""
+    install), and fail when PICOWS_REQUIRE_EXTENSIONS says it must be."""
     if ACCEL is None:
+        if _backend.env_flag("PICOWS_REQUIRE_EXTENSIONS"):
+            pytest.fail(f"_picows_accel must be built here: {ACCEL_IMPORT_ERROR}")
         pytest.skip(f"_picows_accel is not built ({ACCEL_IMPORT_ERROR})")
     return ACCEL
 
