@@ -507,8 +507,9 @@ async def test_a_failed_connection_reads_on_until_the_peer_closes(guard: Guard) 
         listener = await asyncio.wait_for(server.new_listener.get(), TIMEOUT)
         await listener.wait_connected()
         peer.send_raw(b"\x82\x01x")  # unmasked, from a client: 5.1 fails the connection
-        for _ in range(5):  # a peer slow to notice, still sending for a while
-            await asyncio.sleep(0.05)
+        for _ in range(10):  # a peer slow to notice, still sending for a while
+            # (paced well inside picows' 0.1 s of quiet, even on a loaded machine)
+            await asyncio.sleep(0.01)
             peer.send_raw(b"\x00")
         assert (await peer.expect_close(TIMEOUT)).close_code == 1002
         assert await peer.read_until_eof(TIMEOUT) == []
