@@ -38,6 +38,7 @@ __all__ = [
     "decode_headers",
     "send_frame",
     "set_header_error",
+    "write_frame",
 ]
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
@@ -63,6 +64,23 @@ _new_scratch = ffi.new_allocator(should_clear_after_alloc=False)
 _SCRATCH_MIN = 1 << 16  # smallest buffer, and the rounding unit for bigger ones
 _SCRATCH_KEEP = 1 << 22  # larger buffers are freed after use, not kept
 _scratch_pool: list[FFI.CData] = []
+
+
+def _take_scratch(needed: int) -> FFI.CData:
+    """A scratch buffer of at least ``needed`` bytes, from the pool if it has one."""
+    try:
+        scratch = _scratch_pool.pop()
+    except IndexError:
+        scratch = None
+    if scratch is None or len(scratch) < needed:
+        scratch = _new_scratch("char[]", (needed + _SCRATCH_MIN - 1) & -_SCRATCH_MIN)
+    return scratch
+
+
+def _give_back(scratch: FFI.CData) -> None:
+    """Return ``scratch`` to the pool, unless it is huge or the pool has one."""
+    if len(scratch) <= _SCRATCH_KEEP and not _scratch_pool:
+        _scratch_pool.append(scratch)
 
 
 def _key_bytes(key: bytes) -> bytes:
@@ -100,17 +118,10 @@ def apply_mask(data: ReadableBuffer, key: bytes, key_offset: int = 0) -> bytes:
     src, size = _c_source(data)
     if size == 0:
         return b""
-    try:
-        scratch = _scratch_pool.pop()
-    except IndexError:
-        scratch = None
-    if scratch is None or len(scratch) < size:
-        rounded = (size + _SCRATCH_MIN - 1) & -_SCRATCH_MIN
-        scratch = _new_scratch("char[]", rounded)
+    scratch = _take_scratch(size)
     _mask(src, scratch, size, key, key_offset & 3)
     out = _unpack(scratch, size)
-    if len(scratch) <= _SCRATCH_KEEP and not _scratch_pool:
-        _scratch_pool.append(scratch)
+    _give_back(scratch)
     return out
 
 
@@ -347,16 +358,9 @@ def build_frame(first: int, payload: ReadableBuffer, mask_key: Optional[bytes] =
     else:
         key = _c_key(mask_key)
         src, size = _c_source(payload)
-    try:
-        scratch = _scratch_pool.pop()
-    except IndexError:
-        scratch = None
-    needed = size + 14  # the longest header: 2 + 8 length bytes + 4 key bytes
-    if scratch is None or len(scratch) < needed:
-        scratch = _new_scratch("char[]", (needed + _SCRATCH_MIN - 1) & -_SCRATCH_MIN)
+    scratch = _take_scratch(size + 14)  # the longest header: 2 + 8 + 4 key bytes
     frame = _unpack(scratch, _build_frame(scratch, first, src, size, key))
-    if len(scratch) <= _SCRATCH_KEEP and not _scratch_pool:
-        _scratch_pool.append(scratch)
+    _give_back(scratch)
     return frame
 
 
@@ -366,6 +370,44 @@ def build_frame(first: int, payload: ReadableBuffer, mask_key: Optional[bytes] =
 #: the socket was full), or -errno for a failed write.  The C function itself,
 #: unwrapped: the caller (WSTransport.send) passes a bytes payload and a 4-byte key.
 send_frame: Callable[[int, int, bytes, int, bytes], int] = lib.picows_send_frame
+_send_frame_in = lib.picows_send_frame_in
+
+
+def write_frame(
+    fd: int, first: int, payload: ReadableBuffer, mask_key: Optional[bytes] = None
+) -> bytes:
+    """Write the frame :func:`build_frame` would build straight to the descriptor
+    ``fd``, with no Python object in between: a masked frame is built in a reused
+    scratch buffer; an unmasked one goes out as header + payload in one ``writev``,
+    copying nothing (a server echoing what it received).
+
+    Returns what the socket did not take, as bytes for asyncio's ``write()`` (b""
+    when it took everything); after a failed write, the whole frame, so that
+    ``write()`` meets the error and reports it the way asyncio does.
+    """
+    if not 0 <= first <= 0xFF:
+        raise ValueError(f"byte 0 of a header must be in 0..255, got {first}")
+    key = _c_key(mask_key)
+    src, size = _c_source(payload)
+    masked = key is not _NULL
+    scratch = _take_scratch(size + 14 if masked else 14)
+    try:
+        left = _send_frame_in(fd, scratch, first, src, size, key)
+        if left == 0:
+            return b""
+        # 5.2: 2 bytes, the extended length (16 or 64 bits), then the key.
+        header = 2 + (0 if size < 126 else 2 if size < 65536 else 8) + 4 * masked
+        total = header + size
+        start = total - left if left > 0 else 0  # the first byte not sent
+        if masked:
+            return _unpack(scratch + start, total - start)
+        head = _unpack(scratch + start, header - start) if start < header else b""
+        skip = max(start - header, 0)
+        if type(src) is bytes:
+            return head + src[skip:]
+        return head + cast(bytes, ffi.buffer(src)[skip:size])
+    finally:
+        _give_back(scratch)
 
 
 class SendBuffer:

@@ -55,6 +55,8 @@ size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *paylo
                           size_t n, const uint8_t *key);
 long picows_send_frame(int fd, uint8_t first_byte, const uint8_t *payload, size_t n,
                        const uint8_t *key);
+long picows_send_frame_in(int fd, uint8_t *frame, uint8_t first_byte,
+                          const uint8_t *payload, size_t n, const uint8_t *key);
 """
 
 C_SOURCE = '#include "mask.h"\n#include "header.h"\n'

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
+#include <sys/uio.h>
 #include <unistd.h>
 #endif
 
@@ -156,8 +157,9 @@ size_t picows_decode_headers(const uint8_t *buf, size_t avail, int expect_masked
 
 /* ---- encoding, twin of build_frame() in _header.py ---- */
 
-size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
-                          size_t n, const uint8_t *key)
+/* The header alone: byte 0, the length in its shortest form, then the key (if
+   any).  Returns its size, 2 to 14 bytes. */
+static size_t build_header(uint8_t *dst, uint8_t first_byte, size_t n, const uint8_t *key)
 {
     uint8_t mask_bit = key != NULL ? MASK_BIT : 0;
     size_t h = 0;
@@ -175,43 +177,74 @@ size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *paylo
         for (shift = 56; shift >= 0; shift -= 8)
             dst[h++] = (uint8_t)((uint64_t)n >> shift);
     }
-    if (key == NULL) {
-        memcpy(dst + h, payload, n);
-        return h + n;
+    if (key != NULL) {
+        memcpy(dst + h, key, 4);
+        h += 4;
     }
-    memcpy(dst + h, key, 4);
-    h += 4;
-    picows_mask(payload, dst + h, n, key, 0);
+    return h;
+}
+
+size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *payload,
+                          size_t n, const uint8_t *key)
+{
+    size_t h = build_header(dst, first_byte, n, key);
+
+    if (key == NULL)
+        memcpy(dst + h, payload, n);
+    else
+        picows_mask(payload, dst + h, n, key, 0);
     return h + n;
 }
 
-/* Frames up to this payload size are built on the stack; bigger ones in malloc(). */
+/* Masked frames up to this payload size are built on the stack, bigger ones in
+   malloc(); of unmasked frames only the header is built (picows_send_frame_in). */
 #define SEND_STACK_PAYLOAD 2048
 
 long picows_send_frame(int fd, uint8_t first_byte, const uint8_t *payload, size_t n,
                        const uint8_t *key)
 {
-#ifdef _WIN32
-    (void)fd; (void)first_byte; (void)payload; (void)n; (void)key;
-    return -ENOSYS;
-#else
     uint8_t stack[SEND_STACK_PAYLOAD + 14];
-    uint8_t *frame = n <= SEND_STACK_PAYLOAD ? stack : malloc(n + 14);
-    size_t size;
-    ssize_t sent;
-    int error;
+    uint8_t *frame = n <= SEND_STACK_PAYLOAD || key == NULL ? stack : malloc(n + 14);
+    long left;
 
     if (frame == NULL)
         return -ENOMEM;
-    size = picows_build_frame(frame, first_byte, payload, n, key);
-    sent = write(fd, frame, size);
-    error = errno;
+    left = picows_send_frame_in(fd, frame, first_byte, payload, n, key);
     if (frame != stack)
         free(frame);
+    return left;
+}
+
+long picows_send_frame_in(int fd, uint8_t *frame, uint8_t first_byte,
+                          const uint8_t *payload, size_t n, const uint8_t *key)
+{
+#ifdef _WIN32
+    (void)fd; (void)frame; (void)first_byte; (void)payload; (void)n; (void)key;
+    return -ENOSYS;
+#else
+    size_t size;
+    ssize_t sent;
+
+    if (key == NULL) {
+        /* Unmasked: the header alone goes into frame, and one writev() sends it
+           with the payload where it is, copying nothing. */
+        struct iovec parts[2];
+
+        size = build_header(frame, first_byte, n, NULL);
+        parts[0].iov_base = frame;
+        parts[0].iov_len = size;
+        parts[1].iov_base = (void *)payload;
+        parts[1].iov_len = n;
+        size += n;
+        sent = writev(fd, parts, 2);
+    } else {
+        size = picows_build_frame(frame, first_byte, payload, n, key);
+        sent = write(fd, frame, size);
+    }
     if (sent >= 0)
         return (long)(size - (size_t)sent);
-    if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR)
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return (long)size; /* nothing written: asyncio queues the whole frame */
-    return -(long)error;
+    return -(long)errno;
 #endif
 }

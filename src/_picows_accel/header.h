@@ -57,4 +57,13 @@ size_t picows_build_frame(uint8_t *dst, uint8_t first_byte, const uint8_t *paylo
 long picows_send_frame(int fd, uint8_t first_byte, const uint8_t *payload, size_t n,
                        const uint8_t *key);
 
+/* picows_send_frame() with the caller's buffer: a masked frame is built in frame,
+   which must then hold n + 14 bytes, and written; of an unmasked frame only the
+   header is built there (14 bytes are enough), and one writev() sends it with the
+   payload where it is, copying nothing.  Either way the frame's header is at the
+   start of frame afterwards, for the caller to queue what was not sent.  Returns
+   what picows_send_frame() returns. */
+long picows_send_frame_in(int fd, uint8_t *frame, uint8_t first_byte,
+                          const uint8_t *payload, size_t n, const uint8_t *key);
+
 #endif /* PICOWS_HEADER_H */

@@ -108,6 +108,10 @@ class Backend:
     #: (fd, first_byte, payload, size, key) -> the bytes left to send, or -errno: a
     #: masked frame built and written in one call; None where there is none.
     send_frame: Optional[Callable[[int, int, bytes, int, bytes], int]] = None
+    #: (fd, first_byte, payload, mask_key=None) -> what the socket did not take: any
+    #: frame written to the descriptor from C, the unmasked ones with no copy at all;
+    #: None where there is none.
+    write_frame: Optional[Callable[..., bytes]] = None
 
 
 PYTHON = Backend(
@@ -153,6 +157,7 @@ def _load_cffi() -> Optional[Backend]:
         build_unmasked=PYPY,
         # Sockets are file descriptors only off Windows.
         send_frame=None if sys.platform == "win32" else accel.send_frame,
+        write_frame=None if sys.platform == "win32" else accel.write_frame,
     )
 
 

@@ -50,6 +50,8 @@ from ._types import WSCloseCode, WSMsgType, decode_utf8
 
 __all__ = [
     "MAX_HEADER_SIZE",
+    "UNMASK_AHEAD_FRAME",
+    "UNMASK_AHEAD_STEP",
     "FrameReader",
     "MaskKeySource",
     "WSFrame",
@@ -101,6 +103,11 @@ _MSG_TYPE_OF: tuple[WSMsgType, ...] = tuple(_MSG_TYPES[b & OPCODE_BITS] for b in
 _FIN_OF: tuple[int, ...] = tuple(b >> 7 for b in range(256))
 # No batch decoder: no read is ever big enough.
 _NO_BATCH: tuple[int, ...] = (sys.maxsize,) * 256
+
+#: Masked frames of this size and more are unmasked read by read as they arrive
+#: (FrameReader._unmask_ahead), in steps of at least UNMASK_AHEAD_STEP bytes.
+UNMASK_AHEAD_FRAME = 65536
+UNMASK_AHEAD_STEP = 16384
 
 ReadableBuffer = Union[bytes, bytearray, memoryview]
 
@@ -283,11 +290,13 @@ class FrameReader:
         "_fast_first",
         "_fast_length",
         "_frame",
+        "_mask_inplace",
         "_max_frame_size",
         "_needed",
         "_short_header",
         "_start",
         "_unmask",
+        "_unmasked_to",
         "_view",
         "end",
         "grown",
@@ -318,6 +327,7 @@ class FrameReader:
         self._decode_headers = backend.decode_headers
         self._batch_at = _BATCH_AT if backend.decode_headers is not None else _NO_BATCH
         self._bind_unmask = backend.bind_unmask
+        self._mask_inplace = backend.apply_mask_inplace
         self.initial_size = max(read_buffer_init_size, 2048)
         #: Whether the buffer grew past its initial size (the owner may call shrink()).
         self.grown = False
@@ -330,6 +340,9 @@ class FrameReader:
         #: the size of each read to it.
         self.end = 0
         self._needed = 0  # total size of the incomplete frame at _start, if known
+        # Where the part of the incomplete frame at _start that is already unmasked
+        # ends (see _unmask_ahead); 0 when none is.
+        self._unmasked_to = 0
         self._close_received = False
         # Batch cache: _batch[_batch_next : _batch_stop] are the headers, three
         # numbers each, of the complete frames that follow one another from _start.
@@ -387,6 +400,8 @@ class FrameReader:
                 self._set_buffer(new_buffer)
                 self.grown = True
             self._start, self.end = 0, pending
+            if self._unmasked_to:
+                self._unmasked_to -= start
             end = pending
         return self._view[end:]
 
@@ -521,12 +536,17 @@ class FrameReader:
                 first, header_size, length = header
             if start + header_size + length > end:
                 self._needed = header_size + length
+                if length >= UNMASK_AHEAD_FRAME and self._expect_masked:
+                    self._unmask_ahead(start + header_size, end)
                 return None
 
         self._needed = 0
         payload_start = start + header_size
         frame_end = payload_start + length
-        if self._expect_masked and length and self._unmask(payload_start, frame_end):
+        if self._unmasked_to:
+            self._unmask_ahead(payload_start, frame_end, complete=True)
+            self._unmasked_to = 0
+        elif self._expect_masked and length and self._unmask(payload_start, frame_end):
             # 5.3: unmasked in place, so the frame is a plain view of the buffer.
             raise ValueError(f"frame [{payload_start}:{frame_end}] outside the buffer")
         self._start = frame_end
@@ -538,6 +558,22 @@ class FrameReader:
         frame.payload_size = length
         frame.tail_size = end - frame_end
         return frame
+
+    def _unmask_ahead(self, payload_start: int, end: int, complete: bool = False) -> None:
+        """Unmask the payload of a big frame up to ``end`` as it arrives (5.3; the key
+        is in the 4 bytes before the payload), in steps of UNMASK_AHEAD_STEP bytes or
+        more, and the rest once the frame is ``complete``.
+
+        The reads of a big frame are unmasked while the peer is still sending the
+        next ones: only the last is left between the frame's last byte and the
+        frame, instead of the whole payload (1 MiB: ~20 us).
+        """
+        done = max(self._unmasked_to, payload_start)
+        if complete or end - done >= UNMASK_AHEAD_STEP:
+            buffer = self._buffer
+            key = bytes(buffer[payload_start - 4 : payload_start])
+            self._mask_inplace(buffer, done, end, key, (done - payload_start) & 3)
+            self._unmasked_to = end
 
     def discard_rest(self) -> None:
         """Drop every byte from now on: what follows a CLOSE is never read (5.5.1)."""

@@ -131,6 +131,7 @@ class WSTransport:
         "_unmasked_inline_max",
         "_write",
         "_write_buffer_size",
+        "_write_frame",
         "is_client_side",
         "is_disconnected",
         "is_secure",
@@ -177,6 +178,7 @@ class WSTransport:
         # The accelerator's build-and-write of masked frames, where frames may go
         # straight to the socket.
         self._send_frame = backend.send_frame if self._fd >= 0 else None
+        self._write_frame = backend.write_frame if self._fd >= 0 else None
         # send() builds unmasked frames under this size inline (header + payload); the
         # bytes payloads from WRITELINES_MIN on go to writelines() (_send_data).
         self._unmasked_inline_max = (
@@ -258,6 +260,14 @@ class WSTransport:
         builds the frames under _INLINE_MAX itself; this is the reference for them.
         """
         next_key = self._next_key
+        write_frame = self._write_frame
+        if write_frame is not None and not self._queued:
+            # The accelerator writes the frame from C: no bytes object for asyncio,
+            # and an unmasked payload is not even copied.  asyncio queues the rest.
+            rest = write_frame(self._fd, first, payload, next_key() if next_key else None)
+            if rest:
+                self._write(rest)
+            return
         if size >= SEND_BUFFER_MIN:
             busy = self._send_buffer_lent and self._write_buffer_size() > 0
             self._fast_write(self._conn.build_in_buffer(first, payload, size, busy))

@@ -18,7 +18,7 @@ import random
 import socket
 import sys
 from types import ModuleType
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -130,6 +130,7 @@ def test_backend_info(accel: ModuleType) -> None:
         "HeaderViolation",
         "send_frame",
         "set_header_error",
+        "write_frame",
     }
 
 
@@ -560,6 +561,65 @@ def test_send_frame_leaves_a_full_socket_and_reports_errors(accel: ModuleType) -
             pass
         assert accel.send_frame(left.fileno(), 0x82, b"x", 1, b"abcd") == 7
     assert accel.send_frame(left.fileno(), 0x82, b"x", 1, b"abcd") == -errno.EBADF
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    first=st.integers(0, 255),
+    payload=st.one_of(
+        st.binary(max_size=300),
+        # Big payloads by size (drawing 300 KB of random bytes is slow).
+        st.integers(60000, 300000).map(lambda n: (bytes(range(251)) * (n // 251 + 1))[:n]),
+    ),
+    key=st.one_of(st.none(), keys),
+    kind=st.sampled_from(["bytes", "bytearray", "memoryview"]),
+    sndbuf=st.sampled_from([4096, 65536, 1 << 20]),
+)
+def test_write_frame_sends_the_frame_and_returns_the_rest(
+    accel: ModuleType, first: int, payload: bytes, key: Optional[bytes], kind: str, sndbuf: int
+) -> None:
+    # WSTransport's path for big frames: what the socket took, then what write_frame
+    # returned for asyncio to queue, is exactly the frame (masked, or header + payload
+    # by writev), however much of it a small socket buffer takes.
+    if sys.platform == "win32":
+        pytest.skip("no file descriptors for sockets")
+    shaped: Any = {"bytes": payload, "bytearray": bytearray(payload)}.get(kind)
+    if shaped is None:
+        shaped = memoryview(b"<" + payload + b">")[1:-1]
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    with left, right:
+        expected = expected_frame(first, payload, key)
+        rest = accel.write_frame(left.fileno(), first, shaped, key)
+        assert type(rest) is bytes and len(rest) <= len(expected)
+        left.close()
+        right.settimeout(5)  # a bound, should the test's own socket misbehave
+        received = b"".join(iter(lambda: right.recv(1 << 20), b""))
+    assert received + rest == expected
+
+
+def test_write_frame_returns_the_whole_frame_when_the_write_fails(accel: ModuleType) -> None:
+    # EAGAIN: nothing went, asyncio queues all of it; EBADF: asyncio's write() gets
+    # the whole frame and reports the error itself.
+    if sys.platform == "win32":
+        pytest.skip("no file descriptors for sockets")
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    payload = bytes(range(256)) * 400
+    with left, right:
+        while accel.send_frame(left.fileno(), 0x82, b"x" * 60000, 60000, b"abcd") == 0:
+            pass
+        for key in (None, b"abcd"):
+            assert accel.write_frame(left.fileno(), 0x82, payload, key) == expected_frame(
+                0x82, payload, key
+            )
+    for key in (None, b"abcd"):
+        assert accel.write_frame(left.fileno(), 0x82, payload, key) == expected_frame(
+            0x82, payload, key
+        )
+    with pytest.raises(ValueError, match=r"byte 0 of a header must be in 0\.\.255"):
+        accel.write_frame(-1, 256, payload)
 
 
 @pytest.mark.parametrize(

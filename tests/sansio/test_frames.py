@@ -19,7 +19,15 @@ from helpers import feed_connection, open_connection
 from picows._close import build_close_payload
 from picows._connection import Connection, State
 from picows._exceptions import WSProtocolError
-from picows._frames import FrameReader, MaskKeySource, WSFrame, encode_frame, encode_frame_header
+from picows._frames import (
+    UNMASK_AHEAD_FRAME,
+    UNMASK_AHEAD_STEP,
+    FrameReader,
+    MaskKeySource,
+    WSFrame,
+    encode_frame,
+    encode_frame_header,
+)
 from picows._types import WSCloseCode, WSMsgType
 
 CONT, TEXT, BINARY = WSMsgType.CONTINUATION, WSMsgType.TEXT, WSMsgType.BINARY
@@ -347,6 +355,46 @@ def test_round_trip_random_split(stream: dict[str, Any], cuts: list[int], data: 
         parsed.extend(drain(reader))
     assert parsed == stream["expected"]
     assert all(type(p[0]) is WSMsgType for p in parsed)
+    assert reader.buffered == 0
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
+)
+@given(
+    size=st.integers(UNMASK_AHEAD_FRAME, 300_000),
+    key=st.binary(min_size=4, max_size=4),
+    reads=st.lists(
+        st.one_of(st.integers(1, 100), st.integers(UNMASK_AHEAD_STEP - 5, 70_000)),
+        min_size=1,
+        max_size=12,
+    ),
+    init_size=st.sampled_from([2048, 16384, 65536]),
+    data=st.data(),
+)
+def test_a_big_masked_frame_unmasked_as_it_arrives_comes_out_whole(
+    size: int, key: bytes, reads: list[int], init_size: int, data: Any
+) -> None:
+    # A server unmasks a big frame read by read (_unmask_ahead), while the buffer
+    # moves and grows under it; reads of every size, before and after the key.
+    payload = random.Random(size).randbytes(size)
+    wire = (
+        encode_frame(TEXT, b"before", True, mask_key=key[::-1])
+        + encode_frame(BINARY, payload, True, mask_key=key)
+        + encode_frame(BINARY, b"after", True, mask_key=key)
+    )
+    reader = FrameReader(is_client=False, read_buffer_init_size=init_size)
+    feeds = [feed_via_buffer, feed_via_read_buffer, FrameReader.feed_data]
+    parsed: list[Parsed] = []
+    pos, turn = 0, 0
+    while pos < len(wire):
+        step = reads[turn % len(reads)]
+        data.draw(st.sampled_from(feeds), label="feed")(reader, wire[pos : pos + step])
+        parsed.extend(drain(reader))
+        pos, turn = pos + step, turn + 1
+    assert [p[5] for p in parsed] == [b"before", payload, b"after"]
     assert reader.buffered == 0
 
 
