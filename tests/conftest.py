@@ -230,9 +230,10 @@ def accel() -> ModuleType:
     """``_picows_accel``; its tests are skipped where it is not built (the pure-only
     install), and fail when PICOWS_REQUIRE_EXTENSIONS says it must be."""
     if ACCEL is None:
-        if _backend.env_flag("PICOWS_REQUIRE_EXTENSIONS"):
-            pytest.fail(f"_picows_accel must be built here: {ACCEL_IMPORT_ERROR}")
-        pytest.skip(f"_picows_accel is not built ({ACCEL_IMPORT_ERROR})")
+        tools.cannot_run(
+            f"_picows_accel is not built ({ACCEL_IMPORT_ERROR})",
+            required=_backend.env_flag("PICOWS_REQUIRE_EXTENSIONS"),
+        )
     return ACCEL
 
 

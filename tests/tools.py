@@ -25,7 +25,7 @@ import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NoReturn, Optional
 
 import pytest
 
@@ -144,19 +144,27 @@ def missing(*names: str) -> dict[str, str]:
     return found
 
 
+def cannot_run(reason: str, *, required: bool) -> NoReturn:
+    """The one way a test that cannot run here ends: it fails when what it lacks is
+    ``required`` (by CI, or by the environment), and is skipped, saying why, when not."""
+    if required:
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def need(*names: str) -> None:
     """Skip (or, in CI, fail) the running test unless every tool in ``names`` is here."""
     for name in names:
         why = TOOLS[name].unavailable()
         if why is not None:
-            pytest.skip(why)
+            cannot_run(why, required=False)  # cannot exist here at all, CI or not
     absent = missing(*names)
     if not absent:
         return
     listed = ", ".join(f"{name} ({install})" for name, install in absent.items())
     if in_ci():
-        pytest.fail(f"CI is set and a tool is missing: {listed}", pytrace=False)
-    pytest.skip(SKIP_PREFIX + listed)
+        cannot_run(f"CI is set and a tool is missing: {listed}", required=True)
+    cannot_run(SKIP_PREFIX + listed, required=False)
 
 
 def executable(name: str) -> str:

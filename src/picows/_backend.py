@@ -60,9 +60,11 @@ PYPY = platform.python_implementation() == "PyPy"
 # the connection reuses, because a fresh megabyte page-faults every 4 KiB on first
 # touch; unmasked bytes payloads of WRITELINES_MIN and more are handed to
 # writelines() with their header (Python 3.12+ sends them without joining).
-# PyPy: every frame is built as a bytes object.  Its asyncio copies any other type
-# at ~2 GB/s when a write is partial, and sending from a reused buffer measured
-# 0.4 of the raw ceiling at 1 MiB against 0.8 for a fresh bytes object.
+# PyPy: frames are built as bytes objects.  Its asyncio copies any other type at
+# ~2 GB/s when a write is partial, and sending from a reused buffer measured 0.4 of
+# the raw ceiling at 1 MiB against 0.8 for a fresh bytes object.
+# Both: on asyncio's plain socket transports, the accelerator writes frames of 64 KiB
+# and more itself (Backend.write_frame), which needs neither.
 SEND_BUFFER_MIN = sys.maxsize if PYPY else 65536
 #: CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's writelines()
 #: never calls pause_writing (CPython gh-127655), so a peer that stops reading would

@@ -36,6 +36,8 @@ RFC_MASKED = bytes.fromhex("7f9f4d5158")
 # Keys that hide nothing (zero) or flip every bit (0xFF), plus random ones below.
 SPECIAL_KEYS = (b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", RFC_KEY, b"\x01\x02\x03\x04")
 
+#: The C send paths write to file descriptors, which sockets are not on Windows.
+SOCKET_FDS = pytest.mark.skipif(sys.platform == "win32", reason="sockets are no descriptors")
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BIG = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -524,6 +526,7 @@ def test_send_buffer_matches_pure(
         assert bytes(c_buffer.build(first, shape(payload), key)) == expected
 
 
+@SOCKET_FDS
 @FAST
 @given(
     first=st.integers(0, 255),
@@ -535,8 +538,6 @@ def test_send_frame_writes_what_build_frame_builds(
 ) -> None:
     # WSTransport.send's client fast path: one C call builds and writes the frame
     # (on the stack up to 2048 payload bytes, in malloc() above).
-    if sys.platform == "win32":
-        pytest.skip("no file descriptors for sockets")
     left, right = socket.socketpair()
     with left, right:
         right.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -550,9 +551,8 @@ def test_send_frame_writes_what_build_frame_builds(
         assert received == expected[: len(expected) - unsent]
 
 
+@SOCKET_FDS
 def test_send_frame_leaves_a_full_socket_and_reports_errors(accel: ModuleType) -> None:
-    if sys.platform == "win32":
-        pytest.skip("no file descriptors for sockets")
     left, right = socket.socketpair()
     left.setblocking(False)
     with left, right:
@@ -563,6 +563,7 @@ def test_send_frame_leaves_a_full_socket_and_reports_errors(accel: ModuleType) -
     assert accel.send_frame(left.fileno(), 0x82, b"x", 1, b"abcd") == -errno.EBADF
 
 
+@SOCKET_FDS
 @settings(max_examples=100, deadline=None)
 @given(
     first=st.integers(0, 255),
@@ -581,8 +582,6 @@ def test_write_frame_sends_the_frame_and_returns_the_rest(
     # WSTransport's path for big frames: what the socket took, then what write_frame
     # returned for asyncio to queue, is exactly the frame (masked, or header + payload
     # by writev), however much of it a small socket buffer takes.
-    if sys.platform == "win32":
-        pytest.skip("no file descriptors for sockets")
     shaped: Any = {"bytes": payload, "bytearray": bytearray(payload)}.get(kind)
     if shaped is None:
         shaped = memoryview(b"<" + payload + b">")[1:-1]
@@ -599,11 +598,10 @@ def test_write_frame_sends_the_frame_and_returns_the_rest(
     assert received + rest == expected
 
 
+@SOCKET_FDS
 def test_write_frame_returns_the_whole_frame_when_the_write_fails(accel: ModuleType) -> None:
     # EAGAIN: nothing went, asyncio queues all of it; EBADF: asyncio's write() gets
     # the whole frame and reports the error itself.
-    if sys.platform == "win32":
-        pytest.skip("no file descriptors for sockets")
     left, right = socket.socketpair()
     left.setblocking(False)
     payload = bytes(range(256)) * 400
